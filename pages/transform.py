@@ -1,0 +1,6 @@
+"""Transform page (not built yet)."""
+
+import streamlit as st
+
+st.title("Transform")
+st.info("This step is not built yet. It arrives with its issue; the pages before it work.")

@@ -1,0 +1,122 @@
+"""Task files: parse and validate the instruction, the few-shot examples and the exclusions.
+
+A task file is JSON (contracts.md): `name`, `instruction`, `examples` (1-20 objects with non-empty
+`input` and `output`), optional `exclude_datasets` and `metric`. Every problem is an `InputError`
+that names the field, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rebase_core.errors import InputError
+from rebase_core.types import METRICS, Example, Task
+
+MAX_EXAMPLES = 20
+
+
+def final_answer(output: str) -> str:
+    """The final answer of a chain-of-thought output, or the output itself when it does not reason.
+
+    >>> final_answer("Two apples plus one is three. So the answer is 3.")
+    '3'
+    >>> final_answer("entailment")
+    'entailment'
+    """
+    matches = list(re.finditer(r"answer\s+is\s*:?\s*", output, re.IGNORECASE))
+    if not matches:
+        return output.strip()
+    tail = output[matches[-1].end() :].strip()
+    tail = tail.splitlines()[0].strip() if tail else ""
+    return tail.rstrip(".").strip() or output.strip()
+
+
+def is_chain_of_thought(examples: tuple[Example, ...] | list[Example]) -> bool:
+    """True when most example outputs reason before answering ("... the answer is X")."""
+    if not examples:
+        return False
+    reasoning = sum(1 for e in examples if final_answer(e.output) != e.output.strip())
+    return reasoning * 2 > len(examples)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{where} must be a string, got {type(value).__name__}.")
+    return value
+
+
+def task_from_dict(data: Any, *, source: str = "task") -> Task:
+    """Validate a decoded task JSON object and build a `Task`."""
+    if not isinstance(data, Mapping):
+        raise InputError(
+            f"{source}: expected a JSON object with name/instruction/examples, got "
+            f"{type(data).__name__}."
+        )
+    name = _text(data.get("name", ""), f"{source}: 'name'").strip()
+    if not name:
+        raise InputError(f"{source}: 'name' is missing or empty; give the task a short name.")
+    instruction = _text(data.get("instruction", ""), f"{source}: 'instruction'").strip()
+    if not instruction:
+        raise InputError(
+            f"{source}: 'instruction' is missing or empty; describe the task in a sentence or two."
+        )
+    raw_examples = data.get("examples")
+    if not isinstance(raw_examples, list) or not raw_examples:
+        raise InputError(
+            f'{source}: \'examples\' must be a non-empty list of {{"input", "output"}} objects, '
+            f"got {raw_examples!r:.80}."
+        )
+    if len(raw_examples) > MAX_EXAMPLES:
+        raise InputError(
+            f"{source}: {len(raw_examples)} examples given, at most {MAX_EXAMPLES} are supported; "
+            "keep the most representative ones."
+        )
+    examples = []
+    for i, ex in enumerate(raw_examples, start=1):
+        if not isinstance(ex, Mapping):
+            raise InputError(f"{source}: example {i} must be an object with input and output.")
+        inp = _text(ex.get("input", ""), f"{source}: example {i} 'input'")
+        out = _text(ex.get("output", ""), f"{source}: example {i} 'output'")
+        if not inp.strip() or not out.strip():
+            which = "input" if not inp.strip() else "output"
+            raise InputError(
+                f"{source}: example {i} has an empty '{which}'; fill it in or remove it."
+            )
+        examples.append(Example(input=inp, output=out))
+    exclude = data.get("exclude_datasets") or []
+    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+        raise InputError(f"{source}: 'exclude_datasets' must be a list of dataset names.")
+    metric = data.get("metric")
+    if metric is not None and metric not in METRICS:
+        raise InputError(f"{source}: 'metric' must be one of {', '.join(METRICS)}, got {metric!r}.")
+    return Task(
+        name=name,
+        instruction=instruction,
+        examples=tuple(examples),
+        exclude_datasets=tuple(x.strip() for x in exclude if x.strip()),
+        metric=metric,
+    )
+
+
+def load_task(path: str | Path) -> Task:
+    """Read and validate a task file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Task file {path} does not exist.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"Task file {path} is not UTF-8 text; save it as UTF-8 JSON.") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"Task file {path} is not valid JSON: {exc.msg} at line {exc.lineno}."
+        ) from exc
+    return task_from_dict(data, source=str(path))
+
+
+def save_task(task: Task, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(task.to_dict(), ensure_ascii=False, indent=2) + "\n", "utf-8")
