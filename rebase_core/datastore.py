@@ -1,0 +1,825 @@
+"""Stage 1: build, extend and open the column-wise datastore (method.md §1).
+
+In: source specs (`bundled`, local paths, `hf:<id>`). Out: a store folder holding
+- Chroma (embedded in `chroma/`, or a server): one record per cell, one per dataset description;
+- `store.sqlite`: datasets (description, license, vector), shards (what was built, with notes),
+  rows (the full row as embedded, for display and transformation) and a keyword index;
+- append-only sidecars `vectors.f32`, `cell_ids.u64`, `row_start.i64`, `row_dataset.i32`: the
+  cell vectors in row order, which let retrieval rescore rows exactly and scan exhaustively.
+
+A build is a map over (dataset, config) shards (`prepare_shard` is pure and could run anywhere);
+each finished shard is committed in one SQLite transaction after its vectors and Chroma records
+are written, so a build killed half-way resumes at the first unfinished shard, and building the
+same sources twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rebase_core.corpus import (
+    DEFAULT_MAX_CELL_CHARS,
+    DEFAULT_MAX_CONFIG_ROWS,
+    DEFAULT_ROWS_PER_CONFIG,
+    SampledShard,
+    Shard,
+    describe,
+    list_shards,
+    sample_shard,
+)
+from rebase_core.embed import Embedder, get_embedder
+from rebase_core.errors import DatasetError, InputError, RebaseError, StoreError
+from rebase_core.settings import Settings
+from rebase_core.store import (
+    HNSW_CONFIG,
+    ChromaCellIndex,
+    ChromaIndex,
+    ExactIndex,
+    cell_hash,
+    make_client,
+)
+from rebase_core.types import DatasetInfo, Progress, ProgressFn, Row, no_progress
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1"
+# The bundled default: sized so the build takes about 20 minutes on the 2-core machine
+# (see the datastore note: rows and cells counted there).
+BUNDLED_ROWS_PER_CONFIG = 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS datasets(
+    idx INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    source TEXT NOT NULL,
+    license TEXT NOT NULL DEFAULT '',
+    keywords TEXT NOT NULL DEFAULT '[]',
+    vector BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shards(
+    idx INTEGER PRIMARY KEY,
+    dataset_idx INTEGER NOT NULL REFERENCES datasets(idx),
+    config TEXT NOT NULL,
+    source TEXT NOT NULL,
+    split TEXT NOT NULL DEFAULT '',
+    params TEXT NOT NULL,
+    n_source_rows INTEGER,
+    row_start INTEGER NOT NULL,
+    row_end INTEGER NOT NULL,
+    cell_start INTEGER NOT NULL,
+    cell_end INTEGER NOT NULL,
+    skipped TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT '[]',
+    seconds REAL NOT NULL DEFAULT 0,
+    built_at TEXT NOT NULL,
+    UNIQUE(dataset_idx, config)
+);
+CREATE TABLE IF NOT EXISTS rows(
+    idx INTEGER PRIMARY KEY,
+    dataset_idx INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    cells TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rows_by_key ON rows(dataset_idx, config, row_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS rows_fts USING fts5(
+    text, content='', tokenize='unicode61 remove_diacritics 2'
+);
+"""
+
+_SIDECARS = {
+    "vectors.f32": np.float32,
+    "cell_ids.u64": np.uint64,
+    "row_start.i64": np.int64,
+    "row_dataset.i32": np.int32,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BuildParams:
+    """How rows are sampled from each shard (method.md §1)."""
+
+    rows_per_config: int = DEFAULT_ROWS_PER_CONFIG
+    max_config_rows: int = DEFAULT_MAX_CONFIG_ROWS
+    max_cell_chars: int = DEFAULT_MAX_CELL_CHARS
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "rows_per_config": self.rows_per_config,
+                "max_config_rows": self.max_config_rows,
+                "max_cell_chars": self.max_cell_chars,
+            },
+            sort_keys=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ShardOutcome:
+    dataset: str
+    config: str
+    rows: int
+    cells: int
+    skipped: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    """What one build call did."""
+
+    store: str
+    shards_built: int
+    shards_skipped: int
+    shards_already_done: int
+    rows_added: int
+    cells_added: int
+    seconds: float
+    embed_seconds: float
+    stopped_early: bool
+    outcomes: tuple[ShardOutcome, ...] = ()
+
+    @property
+    def cells_per_s(self) -> float:
+        return self.cells_added / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        head = (
+            f"{self.shards_built} shard(s) built, {self.shards_skipped} skipped, "
+            f"{self.shards_already_done} already in the store; +{self.rows_added:,} rows, "
+            f"+{self.cells_added:,} cells in {self.seconds:.0f} s"
+        )
+        return head + (" (stopped early; run again to resume)" if self.stopped_early else "")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    datasets: int
+    configs: int
+    rows: int
+    cells: int
+    bytes: int
+    skipped_configs: int
+    embedder: str
+    dim: int
+    sources: tuple[tuple[str, int, int, int], ...] = ()  # (source, datasets, rows, cells)
+    hnsw: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "datasets": self.datasets,
+            "configs": self.configs,
+            "rows": self.rows,
+            "cells": self.cells,
+            "bytes": self.bytes,
+            "skipped_configs": self.skipped_configs,
+            "embedder": self.embedder,
+            "dim": self.dim,
+            "sources": [
+                {"source": s, "datasets": d, "rows": r, "cells": c} for s, d, r, c in self.sources
+            ],
+            "hnsw": self.hnsw,
+        }
+
+
+# ----------------------------------------------------------------------------- storage helpers
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _sidecar_len(path: Path, dtype: Any, width: int = 1) -> int:
+    if not path.exists():
+        return 0
+    return path.stat().st_size // (np.dtype(dtype).itemsize * width)
+
+
+@contextlib.contextmanager
+def _build_lock(store: Path) -> Iterator[None]:
+    store.mkdir(parents=True, exist_ok=True)
+    with (store / "build.lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise StoreError(
+                f"Another build is writing to {store}; wait for it to finish (see the "
+                "Datastore page or `python -m rebase_core job list`)."
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _chroma_prefix(store: Path, settings: Settings) -> str:
+    """Collection-name prefix: none when embedded; the store's name on a shared server."""
+    if not settings.chroma_url:
+        return ""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in store.name)
+    return f"{safe[:48]}_"
+
+
+def _open_chroma(store: Path, settings: Settings) -> ChromaIndex:
+    client = make_client(store / "chroma", settings.chroma_url)
+    return ChromaIndex(client, prefix=_chroma_prefix(store, settings))
+
+
+class _EmbedCache:
+    """Embeds texts once: label-like cells ("True", "entailment") repeat thousands of times."""
+
+    def __init__(self, embedder: Embedder, max_entries: int = 50_000, max_chars: int = 200) -> None:
+        self.embedder = embedder
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_chars = max_chars
+        self.seconds = 0.0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            hit = self._cache.get(text)
+            if hit is not None:
+                out[i] = hit
+                self._cache.move_to_end(text)
+            else:
+                todo.setdefault(text, []).append(i)
+        if todo:
+            started = time.perf_counter()
+            unique = list(todo)
+            vectors = self.embedder.embed(unique)
+            self.seconds += time.perf_counter() - started
+            for text, vec in zip(unique, vectors, strict=True):
+                out[todo[text]] = vec
+                if len(text) <= self._max_chars:
+                    self._cache[text] = vec
+            while len(self._cache) > self._max_entries:
+                self._cache.popitem(last=False)
+        return out
+
+
+# ----------------------------------------------------------------------------- build
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedShard:
+    """A shard's rows with every cell embedded: the unit of work a build maps over."""
+
+    sample: SampledShard
+    texts: tuple[str, ...]  # cell texts in row order
+    columns: tuple[str, ...]
+    row_of_cell: np.ndarray  # index into sample.rows
+    vectors: np.ndarray
+    seconds: float
+
+
+def prepare_shard(
+    sample: SampledShard, embed: Callable[[Sequence[str]], np.ndarray]
+) -> PreparedShard:
+    """Embed every cell of a sampled shard (pure: no store access, so it can run anywhere)."""
+    started = time.perf_counter()
+    texts: list[str] = []
+    columns: list[str] = []
+    owners: list[int] = []
+    for r, (_, cells) in enumerate(sample.rows):
+        for column, text in cells.items():
+            texts.append(text)
+            columns.append(column)
+            owners.append(r)
+    vectors = embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
+    return PreparedShard(
+        sample,
+        tuple(texts),
+        tuple(columns),
+        np.asarray(owners, dtype=np.int64),
+        np.asarray(vectors, dtype=np.float32),
+        time.perf_counter() - started,
+    )
+
+
+class _Writer:
+    """Appends shards to a store; owns the SQLite connection, the sidecars and Chroma."""
+
+    def __init__(self, store: Path, settings: Settings, embedder: Embedder) -> None:
+        self.store = store
+        self.conn = _connect(store / "store.sqlite")
+        self.conn.executescript(_SCHEMA)
+        self._check_meta(embedder)
+        self.chroma = _open_chroma(store, settings)
+        self.embedder = embedder
+        self.n_cells, self.n_rows = _committed_counts(self.conn)
+        self._repair_after_crash()
+
+    def _check_meta(self, embedder: Embedder) -> None:
+        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        if not meta:
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            self.conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [
+                    ("format_version", FORMAT_VERSION),
+                    ("embedder", embedder.name),
+                    ("dim", str(embedder.dim)),
+                    ("created_at", now),
+                ],
+            )
+            return
+        if meta.get("embedder") != embedder.name or int(meta.get("dim", 0)) != embedder.dim:
+            raise StoreError(
+                f"{self.store} was built with the {meta.get('embedder')!r} embedder "
+                f"({meta.get('dim')}-d), not {embedder.name!r}; use --embedder "
+                f"{meta.get('embedder')} or a new --store folder."
+            )
+
+    def _repair_after_crash(self) -> None:
+        """Cut sidecars and Chroma back to what SQLite says was committed."""
+        width = {"vectors.f32": self.embedder.dim}
+        for name, dtype in _SIDECARS.items():
+            path = self.store / name
+            committed = self.n_rows if name.startswith("row_") else self.n_cells
+            have = _sidecar_len(path, dtype, width.get(name, 1))
+            if have > committed:
+                logger.warning("%s: dropping %d uncommitted entries", name, have - committed)
+                with path.open("r+b") as fh:
+                    fh.truncate(committed * np.dtype(dtype).itemsize * width.get(name, 1))
+        if self.chroma.count() > self.n_cells:
+            self.chroma.delete_cells_from(self.n_cells)
+
+    def done_shards(self) -> dict[tuple[str, str], str]:
+        rows = self.conn.execute(
+            "SELECT d.name, s.config, s.params FROM shards s "
+            "JOIN datasets d ON d.idx = s.dataset_idx"
+        ).fetchall()
+        return {(name, config): params for name, config, params in rows}
+
+    def dataset_source(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT source FROM datasets WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def ensure_dataset(self, shard: Shard, description: str, cache: _EmbedCache) -> int:
+        row = self.conn.execute(
+            "SELECT idx FROM datasets WHERE name = ?", (shard.dataset,)
+        ).fetchone()
+        if row:
+            return int(row[0])
+        vector = cache.embed([description])[0]
+        cur = self.conn.execute(
+            "INSERT INTO datasets(name, description, source, license, keywords, vector) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                shard.dataset,
+                description,
+                shard.source,
+                shard.license,
+                json.dumps(list(shard.keywords)),
+                vector.astype(np.float32).tobytes(),
+            ),
+        )
+        self.chroma.add_descriptions(
+            [shard.dataset],
+            vector[None, :],
+            [description],
+            [{"dataset": shard.dataset, "source": shard.source, "license": shard.license}],
+        )
+        return int(cur.lastrowid or 0)
+
+    def _append(self, name: str, array: np.ndarray) -> None:
+        with (self.store / name).open("ab") as fh:
+            fh.write(np.ascontiguousarray(array, dtype=_SIDECARS[name]).tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def write(self, prepared: PreparedShard, dataset_idx: int, params: str) -> ShardOutcome:
+        sample = prepared.sample
+        shard = sample.shard
+        n_new_cells = len(prepared.texts)
+        cell_start, row_start = self.n_cells, self.n_rows
+        if n_new_cells:
+            ids = np.asarray(
+                [
+                    cell_hash(shard.dataset, shard.config, sample.rows[r][0], col)
+                    for r, col in zip(prepared.row_of_cell.tolist(), prepared.columns, strict=True)
+                ],
+                dtype=np.uint64,
+            )
+            starts = np.zeros(len(sample.rows), dtype=np.int64)
+            counts = np.bincount(prepared.row_of_cell, minlength=len(sample.rows))
+            starts[1:] = np.cumsum(counts)[:-1]
+            self._append("vectors.f32", prepared.vectors)
+            self._append("cell_ids.u64", ids)
+            self._append("row_start.i64", starts + cell_start)
+            self._append("row_dataset.i32", np.full(len(sample.rows), dataset_idx, dtype=np.int32))
+            metadatas = [
+                {
+                    "dataset": shard.dataset,
+                    "config": shard.config,
+                    "row_id": sample.rows[r][0],
+                    "column": col,
+                    "i": cell_start + k,
+                }
+                for k, (r, col) in enumerate(
+                    zip(prepared.row_of_cell.tolist(), prepared.columns, strict=True)
+                )
+            ]
+            self.chroma.add_cells(ids, prepared.vectors, metadatas, prepared.texts)
+        n_rows = len(sample.rows) if n_new_cells else 0
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self.conn.execute("BEGIN")
+        try:
+            for k, (row_id, cells) in enumerate(sample.rows[:n_rows]):
+                idx = row_start + k
+                self.conn.execute(
+                    "INSERT INTO rows(idx, dataset_idx, config, row_id, cells) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (idx, dataset_idx, shard.config, row_id, json.dumps(cells, ensure_ascii=False)),
+                )
+                self.conn.execute(
+                    "INSERT INTO rows_fts(rowid, text) VALUES (?, ?)",
+                    (idx, "\n".join(cells.values())),
+                )
+            self.conn.execute(
+                "INSERT OR REPLACE INTO shards(dataset_idx, config, source, split, params, "
+                "n_source_rows, row_start, row_end, cell_start, cell_end, skipped, notes, seconds, "
+                "built_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    dataset_idx,
+                    shard.config,
+                    shard.source,
+                    sample.split,
+                    params,
+                    sample.n_source_rows,
+                    row_start,
+                    row_start + n_rows,
+                    cell_start,
+                    cell_start + n_new_cells,
+                    sample.skipped,
+                    json.dumps(list(sample.notes)),
+                    prepared.seconds,
+                    now,
+                ),
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.n_cells += n_new_cells
+        self.n_rows += n_rows
+        return ShardOutcome(
+            shard.dataset, shard.config, n_rows, n_new_cells, sample.skipped, sample.notes
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _committed_counts(conn: sqlite3.Connection) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT COALESCE(MAX(cell_end), 0), COALESCE(MAX(row_end), 0) FROM shards"
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def build_datastore(
+    store: str | Path,
+    sources: Sequence[str],
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    params: BuildParams | None = None,
+    on_progress: ProgressFn = no_progress,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> BuildReport:
+    """Build or extend the datastore at `store` from `sources` (idempotent and resumable).
+
+    Every spec is expanded before any work, so a typo in the third source fails at once. Within a
+    multi-config source, a config that cannot be read is recorded as skipped with its reason; a
+    source that is a single file or folder raises instead (its only dataset is unusable).
+    """
+    store = Path(store).expanduser()
+    if not sources:
+        raise InputError("No source given; use --source bundled, a local path, or hf:<id>.")
+    params = params or BuildParams()
+    if params.rows_per_config < 1 or params.max_config_rows < 1 or params.max_cell_chars < 16:
+        raise InputError(
+            f"Invalid build settings {params}: rows per config and the row cap must be >= 1, "
+            "and cells must keep at least 16 characters."
+        )
+    embedder = embedder or get_embedder(settings.embedder, settings.threads)
+    started = time.perf_counter()
+    shards_by_spec = [(spec, list_shards(spec, settings)) for spec in dict.fromkeys(sources)]
+    with _build_lock(store):
+        writer = _Writer(store, settings, embedder)
+        try:
+            return _run_build(
+                writer, store, shards_by_spec, params, on_progress, should_stop, started
+            )
+        finally:
+            writer.close()
+
+
+def _run_build(
+    writer: _Writer,
+    store: Path,
+    shards_by_spec: list[tuple[str, list[Shard]]],
+    params: BuildParams,
+    on_progress: ProgressFn,
+    should_stop: Callable[[], bool],
+    started: float,
+) -> BuildReport:
+    done = writer.done_shards()
+    cache = _EmbedCache(writer.embedder)
+    todo: list[tuple[str, Shard, bool]] = []
+    already = 0
+    for spec, shards in shards_by_spec:
+        for shard in shards:
+            owner = writer.dataset_source(shard.dataset)
+            if owner is not None and owner != shard.source:
+                raise InputError(
+                    f"Dataset name {shard.dataset!r} is already used by source {owner!r}; "
+                    "rename the file or folder so each dataset has its own name."
+                )
+            if (shard.dataset, shard.config) in done:
+                already += 1
+                continue
+            todo.append((spec, shard, len(shards) == 1))
+    outcomes: list[ShardOutcome] = []
+    rows_added = cells_added = 0
+    stopped = False
+    for k, (_spec, shard, single) in enumerate(todo):
+        if should_stop():
+            stopped = True
+            break
+        on_progress(Progress(k, len(todo), f"{shard.dataset} [{shard.config}]"))
+        try:
+            sample = sample_shard(
+                shard,
+                rows_per_config=params.rows_per_config,
+                max_config_rows=params.max_config_rows,
+                max_cell_chars=params.max_cell_chars,
+            )
+        except RebaseError as exc:
+            if single:
+                raise
+            logger.warning("%s [%s]: %s", shard.dataset, shard.config, exc)
+            sample = SampledShard(shard, (), "", None, (), f"skipped ({exc})")
+        if single and sample.skipped:
+            raise DatasetError(f"{shard.dataset}: {sample.skipped}.")
+        prepared = prepare_shard(sample, cache.embed)
+        dataset_idx = writer.ensure_dataset(shard, describe(shard, sample), cache)
+        outcome = writer.write(prepared, dataset_idx, params.to_json())
+        outcomes.append(outcome)
+        rows_added += outcome.rows
+        cells_added += outcome.cells
+    on_progress(Progress(len(outcomes), len(todo), f"done: +{cells_added:,} cells"))
+    report = BuildReport(
+        store=str(store),
+        shards_built=sum(1 for o in outcomes if not o.skipped),
+        shards_skipped=sum(1 for o in outcomes if o.skipped),
+        shards_already_done=already,
+        rows_added=rows_added,
+        cells_added=cells_added,
+        seconds=time.perf_counter() - started,
+        embed_seconds=cache.seconds,
+        stopped_early=stopped,
+        outcomes=tuple(outcomes),
+    )
+    logger.info("%s: %s", store, report.summary())
+    return report
+
+
+def run_build_job(params: dict[str, Any], settings: Settings, ctx: Any) -> dict[str, Any]:
+    """Job handler: `{"store", "sources", "rows_per_config"?, "max_config_rows"?, ...}`."""
+    build = BuildParams(
+        rows_per_config=int(params.get("rows_per_config", DEFAULT_ROWS_PER_CONFIG)),
+        max_config_rows=int(params.get("max_config_rows", DEFAULT_MAX_CONFIG_ROWS)),
+        max_cell_chars=int(params.get("max_cell_chars", DEFAULT_MAX_CELL_CHARS)),
+    )
+    embedder = get_embedder(params.get("embedder") or settings.embedder, settings.threads)
+    report = build_datastore(
+        params["store"],
+        list(params["sources"]),
+        settings,
+        embedder=embedder,
+        params=build,
+        on_progress=ctx.progress,
+        should_stop=ctx.should_stop,
+    )
+    return {
+        "summary": report.summary(),
+        "rows_added": report.rows_added,
+        "cells_added": report.cells_added,
+        "shards_skipped": report.shards_skipped,
+        "seconds": report.seconds,
+    }
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class Datastore:
+    """A built store opened for reading: vectors, rows, datasets and the Chroma index."""
+
+    def __init__(self, path: str | Path, settings: Settings) -> None:
+        self.path = Path(path).expanduser()
+        self._settings = settings
+        if not (self.path / "store.sqlite").exists():
+            raise StoreError(
+                f"No datastore at {self.path}. Build one with `python -m rebase_core datastore "
+                f"build --store {self.path} --source bundled` or on the Datastore page."
+            )
+        self.conn = _connect(self.path / "store.sqlite")
+        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        self.embedder_name = meta.get("embedder", "")
+        self.dim = int(meta.get("dim", 0))
+        self.n_cells, self.n_rows = _committed_counts(self.conn)
+        self.vectors = self._sidecar("vectors.f32", self.n_cells, self.dim)
+        self.row_start = self._sidecar("row_start.i64", self.n_rows)
+        self.row_dataset = self._sidecar("row_dataset.i32", self.n_rows)
+        self.row_end = np.append(self.row_start[1:], self.n_cells).astype(np.int64)
+        ds = self.conn.execute(
+            "SELECT idx, name, description, vector FROM datasets ORDER BY idx"
+        ).fetchall()
+        size = max((int(r[0]) for r in ds), default=0) + 1
+        self.dataset_names = [""] * size
+        self.dataset_descriptions = [""] * size
+        self.dataset_vectors = np.zeros((size, self.dim), dtype=np.float32)
+        for idx, name, description, blob in ds:
+            self.dataset_names[idx] = name
+            self.dataset_descriptions[idx] = description
+            self.dataset_vectors[idx] = np.frombuffer(blob, dtype=np.float32)
+        self._chroma: ChromaIndex | None = None
+        self._cell_index: ChromaCellIndex | None = None
+
+    def _sidecar(self, name: str, length: int, width: int = 1) -> np.ndarray:
+        dtype = _SIDECARS[name]
+        shape = (length, width) if width > 1 else (length,)
+        if length == 0:
+            return np.zeros(shape, dtype=dtype)
+        path = self.path / name
+        if _sidecar_len(path, dtype, width) < length:
+            raise StoreError(
+                f"{path} is shorter than the store's index says; the store is damaged. Rebuild "
+                "it into a new folder."
+            )
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def chroma(self) -> ChromaIndex:
+        if self._chroma is None:
+            self._chroma = _open_chroma(self.path, self._settings)
+        return self._chroma
+
+    def cell_index(self, kind: str = "chroma") -> ChromaCellIndex | ExactIndex:
+        """The ANN index over cells (`chroma`) or the exhaustive scan (`exact`)."""
+        if kind == "exact":
+            return ExactIndex(self.vectors)
+        if self._cell_index is None:
+            ids = self._sidecar("cell_ids.u64", self.n_cells)
+            order = np.argsort(ids, kind="stable")
+            self._cell_index = ChromaCellIndex(self.chroma, np.asarray(ids)[order], order)
+        return self._cell_index
+
+    def row_columns(self, row_idx: int) -> list[str]:
+        got = self.conn.execute("SELECT cells FROM rows WHERE idx = ?", (int(row_idx),)).fetchone()
+        return list(json.loads(got[0])) if got else []
+
+    def rows(self, row_idxs: Sequence[int]) -> list[Row]:
+        """Full rows (cells as embedded), in the order asked."""
+        wanted = [int(i) for i in row_idxs]
+        found: dict[int, Row] = {}
+        for chunk in range(0, len(wanted), 900):
+            part = wanted[chunk : chunk + 900]
+            marks = ",".join("?" * len(part))
+            for idx, d_idx, config, row_id, cells in self.conn.execute(
+                f"SELECT idx, dataset_idx, config, row_id, cells FROM rows WHERE idx IN ({marks})",
+                part,
+            ):
+                found[idx] = Row(self.dataset_names[d_idx], config, row_id, json.loads(cells))
+        return [found[i] for i in wanted if i in found]
+
+    def find_row(self, dataset: str, config: str, row_id: str) -> int | None:
+        """The row index of (dataset, config, row_id), or None."""
+        got = self.conn.execute(
+            "SELECT r.idx FROM rows r JOIN datasets d ON d.idx = r.dataset_idx "
+            "WHERE d.name = ? AND r.config = ? AND r.row_id = ?",
+            (dataset, config, row_id),
+        ).fetchone()
+        return int(got[0]) if got else None
+
+    def keyword_rows(self, query: str) -> np.ndarray:
+        """Row indexes whose cells contain every word of `query` (case-insensitive)."""
+        words = [w for w in "".join(c if c.isalnum() else " " for c in query).split() if w]
+        if not words:
+            return np.arange(self.n_rows, dtype=np.int64)
+        match = " AND ".join(f'"{w}"' for w in words)
+        got = self.conn.execute("SELECT rowid FROM rows_fts WHERE rows_fts MATCH ?", (match,))
+        return np.fromiter((r[0] for r in got), dtype=np.int64)
+
+    def datasets(self) -> list[DatasetInfo]:
+        """Every dataset with its configs, row and cell counts."""
+        out = []
+        for (
+            name,
+            description,
+            source,
+            license_,
+            keywords,
+            configs,
+            rows,
+            cells,
+        ) in self.conn.execute(
+            "SELECT d.name, d.description, d.source, d.license, d.keywords, "
+            "GROUP_CONCAT(s.config, '\x1f'), SUM(s.row_end - s.row_start), "
+            "SUM(s.cell_end - s.cell_start) FROM datasets d LEFT JOIN shards s "
+            "ON s.dataset_idx = d.idx GROUP BY d.idx ORDER BY d.name"
+        ):
+            out.append(
+                DatasetInfo(
+                    name=name,
+                    description=description,
+                    source=source,
+                    license=license_,
+                    keywords=tuple(json.loads(keywords or "[]")),
+                    configs=tuple((configs or "").split("\x1f")) if configs else (),
+                    n_rows=int(rows or 0),
+                    n_cells=int(cells or 0),
+                )
+            )
+        return out
+
+    def shards(self) -> list[dict[str, Any]]:
+        """Per-config build records: counts, split used, skip reason, notes."""
+        cols = (
+            "dataset",
+            "config",
+            "source",
+            "split",
+            "n_source_rows",
+            "rows",
+            "cells",
+            "skipped",
+            "notes",
+            "built_at",
+        )
+        got = self.conn.execute(
+            "SELECT d.name, s.config, s.source, s.split, s.n_source_rows, s.row_end - s.row_start, "
+            "s.cell_end - s.cell_start, s.skipped, s.notes, s.built_at FROM shards s "
+            "JOIN datasets d ON d.idx = s.dataset_idx ORDER BY d.name, s.config"
+        )
+        return [dict(zip(cols, r, strict=True)) | {"notes": json.loads(r[8])} for r in got]
+
+    def stats(self) -> StoreStats:
+        configs, skipped = self.conn.execute(
+            "SELECT COUNT(*), SUM(skipped != '') FROM shards"
+        ).fetchone()
+        n_datasets = self.conn.execute(
+            "SELECT COUNT(DISTINCT dataset_idx) FROM shards WHERE skipped = ''"
+        ).fetchone()[0]
+        sources = tuple(
+            (str(s), int(d), int(r or 0), int(c or 0))
+            for s, d, r, c in self.conn.execute(
+                "SELECT source, COUNT(DISTINCT dataset_idx), SUM(row_end - row_start), "
+                "SUM(cell_end - cell_start) FROM shards GROUP BY source ORDER BY source"
+            )
+        )
+        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return StoreStats(
+            datasets=int(n_datasets),
+            configs=int(configs) - int(skipped or 0),
+            rows=self.n_rows,
+            cells=self.n_cells,
+            bytes=size,
+            skipped_configs=int(skipped or 0),
+            embedder=self.embedder_name,
+            dim=self.dim,
+            sources=sources,
+            hnsw=dict(HNSW_CONFIG),
+        )
+
+
+def open_datastore(path: str | Path, settings: Settings) -> Datastore:
+    """Open a built store for reading (raises StoreError with a fix when there is none)."""
+    return Datastore(path, settings)

@@ -1,0 +1,226 @@
+"""Datastore builds: idempotence, resume after a crash, extension, Chroma vs exact, CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rebase_core.datastore import BuildParams, build_datastore, open_datastore
+from rebase_core.embed import HashingEmbedder
+from rebase_core.errors import DatasetError, InputError, StoreError
+from rebase_core.settings import PROJECT_ROOT
+
+TOPICS = {
+    "animals": ["The cat sat on the mat", "A dog chased the ball", "Birds fly south in winter"],
+    "finance": ["Stocks fell sharply today", "The bank raised interest rates", "Bonds rallied"],
+    "sport": ["The team won the final", "She ran a marathon", "The striker scored twice"],
+}
+
+
+def _write_corpus(root):
+    """Three small datasets as a folder of jsonl files each, with descriptions."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for topic, sentences in TOPICS.items():
+        folder = root / topic
+        folder.mkdir(exist_ok=True)
+        rows = [{"text": s, "label": topic, "meta": {"n": i}} for i, s in enumerate(sentences)]
+        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / "description.txt").write_text(f"Sentences about {topic}.")
+        paths.append(str(folder))
+    return paths
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return _write_corpus(tmp_path / "corpus")
+
+
+def test_build_stores_cells_rows_and_descriptions(tmp_path, settings, corpus):
+    store_dir = tmp_path / "store"
+    report = build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder())
+    assert (report.shards_built, report.rows_added, report.cells_added) == (3, 9, 27)
+    store = open_datastore(store_dir, settings)
+    assert (store.n_rows, store.n_cells) == (9, 27)
+    assert store.vectors.shape == (27, 256)
+    assert np.allclose(np.linalg.norm(store.vectors, axis=1), 1.0, atol=1e-5)
+    info = {d.name: d for d in store.datasets()}
+    assert info["finance"].description == "Sentences about finance."
+    assert (info["finance"].n_rows, info["finance"].n_cells) == (3, 9)
+    row = store.rows([store.find_row("sport", "default", "2")])[0]
+    assert row.cells == {"text": "The striker scored twice", "label": "sport", "meta.n": "2"}
+    assert store.chroma.count() == 27 and store.chroma.descriptions.count() == 3
+    stats = store.stats().to_json_dict()
+    assert {k: stats[k] for k in ("datasets", "configs", "rows", "cells")} == {
+        "datasets": 3,
+        "configs": 3,
+        "rows": 9,
+        "cells": 27,
+    }
+    assert stats["bytes"] > 0
+
+
+def test_building_twice_adds_nothing_and_new_sources_extend(tmp_path, settings, corpus):
+    store_dir = tmp_path / "store"
+    build_datastore(store_dir, corpus[:2], settings, embedder=HashingEmbedder())
+    again = build_datastore(store_dir, corpus[:2], settings, embedder=HashingEmbedder())
+    assert (again.shards_built, again.shards_already_done, again.cells_added) == (0, 2, 0)
+    more = build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder())
+    assert (more.shards_built, more.shards_already_done) == (1, 2)
+    store = open_datastore(store_dir, settings)
+    assert store.n_cells == 27 and store.chroma.count() == 27
+
+
+def test_a_build_killed_half_way_resumes(tmp_path, settings, corpus, monkeypatch):
+    """A crash after the vectors and Chroma records of a shard were written, before its commit."""
+    from rebase_core import datastore
+
+    store_dir = tmp_path / "store"
+    calls = {"n": 0}
+    real_write = datastore._Writer.write
+
+    def crashing_write(self, prepared, dataset_idx, params):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            # Simulate the process dying mid-shard: sidecar and Chroma written, SQLite not.
+            self._append("vectors.f32", prepared.vectors)
+            self.chroma.add_cells(
+                np.arange(len(prepared.texts), dtype=np.uint64) + 10**9,
+                prepared.vectors,
+                [{"i": self.n_cells + k} for k in range(len(prepared.texts))],
+                prepared.texts,
+            )
+            raise KeyboardInterrupt
+        return real_write(self, prepared, dataset_idx, params)
+
+    monkeypatch.setattr(datastore._Writer, "write", crashing_write)
+    with pytest.raises(KeyboardInterrupt):
+        build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder())
+    monkeypatch.setattr(datastore._Writer, "write", real_write)
+    half = open_datastore(store_dir, settings)
+    assert half.n_cells == 9  # only the committed shard counts
+    report = build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder())
+    assert (report.shards_built, report.shards_already_done) == (2, 1)
+    store = open_datastore(store_dir, settings)
+    assert store.n_cells == 27 and store.chroma.count() == 27
+    assert (store_dir / "vectors.f32").stat().st_size == 27 * 256 * 4
+    clean = tmp_path / "clean"
+    build_datastore(clean, corpus, settings, embedder=HashingEmbedder())
+    assert np.array_equal(
+        np.asarray(open_datastore(clean, settings).vectors), np.asarray(store.vectors)
+    )
+
+
+def test_chroma_and_exact_indexes_return_the_same_neighbours(tmp_path, settings, corpus):
+    store_dir = tmp_path / "store"
+    build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder())
+    store = open_datastore(store_dir, settings)
+    emb = HashingEmbedder()
+    for text in ["a cat and a dog", "interest rates at the bank", "who scored in the final"]:
+        q = emb.embed([text])[0]
+        exact_ids, exact_sims = store.cell_index("exact").nearest(q, 5)
+        ann_ids, ann_sims = store.cell_index("chroma").nearest(q, 5)
+        assert np.allclose(exact_sims, ann_sims, atol=1e-5)
+        # The same cells, except that ties at the cut-off may be broken differently.
+        cut = exact_sims[-1] + 1e-5
+        assert exact_sims[0] > cut
+        assert set(exact_ids[exact_sims > cut]) == set(ann_ids[ann_sims > cut])
+
+
+def test_embedder_mismatch_and_name_clash_are_clear_errors(tmp_path, settings, corpus):
+    store_dir = tmp_path / "store"
+    build_datastore(store_dir, corpus[:1], settings, embedder=HashingEmbedder())
+    with pytest.raises(StoreError, match="built with the 'hash' embedder"):
+        build_datastore(store_dir, corpus[:1], settings, embedder=_Other())
+    clash = tmp_path / "elsewhere" / "animals"
+    clash.mkdir(parents=True)
+    (clash / "train.jsonl").write_text('{"text": "a"}\n')
+    with pytest.raises(InputError, match="already used by source"):
+        build_datastore(store_dir, [str(clash)], settings, embedder=HashingEmbedder())
+
+
+class _Other(HashingEmbedder):
+    def __init__(self):
+        super().__init__(dim=64)
+        self.name = "other"
+
+
+def test_bad_single_sources_fail_without_touching_the_store(tmp_path, settings, corpus):
+    store_dir = tmp_path / "store"
+    build_datastore(store_dir, corpus[:1], settings, embedder=HashingEmbedder())
+    nums = tmp_path / "numbers.csv"
+    nums.write_text("a,b\n1,2\n")
+    with pytest.raises(DatasetError, match="no text columns"):
+        build_datastore(store_dir, [str(nums)], settings, embedder=HashingEmbedder())
+    with pytest.raises(InputError, match="does not exist"):
+        build_datastore(
+            store_dir, [corpus[1], str(tmp_path / "nope")], settings, embedder=HashingEmbedder()
+        )
+    store = open_datastore(store_dir, settings)
+    assert store.n_cells == 9 and [d.name for d in store.datasets()] == ["animals"]
+    with pytest.raises(InputError, match="rows per config"):
+        build_datastore(
+            store_dir,
+            corpus,
+            settings,
+            embedder=HashingEmbedder(),
+            params=BuildParams(rows_per_config=0),
+        )
+
+
+def _cli(*args, env_home):
+    import os
+
+    env = dict(os.environ, REBASE_HOME=str(env_home))
+    return subprocess.run(
+        [sys.executable, "-m", "rebase_core", *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_cli_build_stats_and_exit_codes(tmp_path, corpus):
+    store = tmp_path / "store"
+    ok = _cli(
+        "datastore",
+        "build",
+        "--store",
+        str(store),
+        "--source",
+        corpus[0],
+        "--embedder",
+        "hash",
+        env_home=tmp_path / "home",
+    )
+    assert ok.returncode == 0, ok.stderr
+    stats = _cli("datastore", "stats", "--store", str(store), "--json", env_home=tmp_path / "home")
+    data = json.loads(stats.stdout)
+    assert {k: data[k] for k in ("datasets", "configs", "rows", "cells")} == {
+        "datasets": 1,
+        "configs": 1,
+        "rows": 3,
+        "cells": 9,
+    }
+    assert data["bytes"] > 0
+    missing = _cli(
+        "datastore",
+        "build",
+        "--store",
+        str(store),
+        "--source",
+        str(tmp_path / "x.csv"),
+        "--embedder",
+        "hash",
+        env_home=tmp_path / "home",
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: Source")
+    nostore = _cli(
+        "datastore", "stats", "--store", str(tmp_path / "none"), env_home=tmp_path / "home"
+    )
+    assert nostore.returncode == 2 and "No datastore" in nostore.stderr
