@@ -142,15 +142,16 @@ if saved:
         "metric": None if metric == metric_options[0] else metric,
     }
     st.session_state["task_form"] = data
-    with ui.shown_errors():
-        task = task_from_dict(data, source="Task")
-        saved_record = ws.save_task(task)
-    ui.set_current_task(saved_record)
-    st.session_state["task_form_tag"] = f"{saved_record.id}-{saved_record.version}"
-    st.toast(
-        f"Saved {saved_record.name} (version {saved_record.version}).", icon=":material/check:"
-    )
-    st.rerun()
+    saved_record = None
+    with ui.shown_errors(stop=False):  # keep the rest of the page (paste, history) visible
+        saved_record = ws.save_task(task_from_dict(data, source="Task"))
+    if saved_record is not None:
+        ui.set_current_task(saved_record)
+        st.session_state["task_form_tag"] = f"{saved_record.id}-{saved_record.version}"
+        st.toast(
+            f"Saved {saved_record.name} (version {saved_record.version}).", icon=":material/check:"
+        )
+        st.rerun()
 
 # ------------------------------------------------------------------------ paste, import, export
 with st.expander("Paste many examples at once"):

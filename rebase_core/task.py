@@ -65,7 +65,11 @@ def task_from_dict(data: Any, *, source: str = "task") -> Task:
             f"{source}: 'instruction' is missing or empty; describe the task in a sentence or two."
         )
     raw_examples = data.get("examples")
-    if not isinstance(raw_examples, list) or not raw_examples:
+    if isinstance(raw_examples, list) and not raw_examples:
+        raise InputError(
+            f"{source}: there are no examples; add at least one with an input and an output."
+        )
+    if not isinstance(raw_examples, list):
         raise InputError(
             f'{source}: \'examples\' must be a non-empty list of {{"input", "output"}} objects, '
             f"got {raw_examples!r:.80}."

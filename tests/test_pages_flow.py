@@ -1,0 +1,95 @@
+"""AppTest through Task -> Datastore -> Retrieve on a small fixture store (hashing embedder)."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rebase_core.datastore import build_datastore
+from rebase_core.embed import HashingEmbedder
+from rebase_core.settings import PROJECT_ROOT, Settings
+from rebase_core.workspace import Workspace
+
+APP = str(PROJECT_ROOT / "app.py")
+
+TOPICS = {
+    "animals": [
+        "The cat sat on the mat",
+        "A dog chased the ball",
+        "Birds fly south in winter",
+        "The cat chased a bird",
+    ],
+    "finance": ["Stocks fell sharply today", "The bank raised interest rates", "Bonds rallied"],
+    "sport": ["The team won the final", "She ran a marathon", "The striker scored twice"],
+}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("REBASE_HOME", str(home))
+    monkeypatch.setenv("REBASE_EMBEDDER", "hash")
+    sources = []
+    for topic, sentences in TOPICS.items():
+        folder = tmp_path / "src" / topic
+        folder.mkdir(parents=True)
+        rows = [{"text": s, "label": topic} for s in sentences]
+        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / "description.txt").write_text(f"Sentences about {topic}.")
+        sources.append(str(folder))
+    settings = Settings(home=home, embedder="hash")
+    build_datastore(settings.default_store, sources, settings, embedder=HashingEmbedder())
+    return home
+
+
+def _app():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["ANTHROPIC_API_KEY"] = ""
+    return at
+
+
+def _fill_and_save(at, name, instruction):
+    [w for w in at.text_input if w.label == "Name"][0].input(name)
+    [w for w in at.text_area if w.label == "Instruction"][0].input(instruction)
+    [b for b in at.get("form_submit_button") if "Save task" in b.label][0].click().run()
+
+
+def test_task_page_saves_a_validated_task(home):
+    at = _app().run()
+    _fill_and_save(at, "pets", "Say which animal the sentence is about.")
+    # No example filled in: a clear validation message, nothing saved.
+    assert at.error and "no examples" in at.error[0].value
+    assert Workspace(home / "workspace.sqlite").list_tasks() == []
+    at.text_area(key="task_paste").input("The cat purred\tcat\nA dog barked\tdog").run()
+    [b for b in at.button if b.label == "Add pasted examples"][0].click().run()
+    _fill_and_save(at, "pets", "Say which animal the sentence is about.")
+    assert not at.exception
+    tasks = Workspace(home / "workspace.sqlite").list_tasks()
+    assert [t.name for t in tasks] == ["pets"]
+    assert [e.output for e in tasks[0].task.examples] == ["cat", "dog"]
+
+
+def test_retrieve_page_runs_filters_and_selects(home):
+    from rebase_core.types import Example, Task
+
+    ws = Workspace(home / "workspace.sqlite")
+    rec = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
+    ws.set_value("current_task", rec.id)
+    at = _app().run()
+    at.switch_page("pages/datastore.py").run()
+    assert not at.exception
+    assert [m.value for m in at.metric][:4] == ["3", "3", "10", "20"]
+    at.switch_page("pages/retrieve.py").run()
+    assert not at.exception
+    [b for b in at.get("form_submit_button") if b.label == "Retrieve"][0].click().run()
+    assert not at.exception, at.exception
+    runs = ws.retrieval_runs(rec.id)
+    assert len(runs) == 1 and runs[0].n_rows == 10
+    rows = ws.retrieved_rows(runs[0].id)
+    assert "cat" in rows[0][1].row["text"].lower()
+    # Bulk-drop everything shown under a keyword filter, through the confirmation dialog.
+    at.text_input(key="rv_q").input("bank").run()
+    [b for b in at.button if b.label.startswith("Drop all 1")][0].click().run()
+    [b for b in at.button if b.label == "Drop 1 rows"][0].click().run()
+    assert not at.exception
+    assert ws.retrieval_runs(rec.id)[0].n_selected == 9
