@@ -49,9 +49,9 @@ def _app():
 
 
 def _fill_and_save(at, name, instruction):
-    [w for w in at.text_input if w.label == "Name"][0].input(name)
-    [w for w in at.text_area if w.label == "Instruction"][0].input(instruction)
-    [b for b in at.get("form_submit_button") if "Save task" in b.label][0].click().run()
+    next(w for w in at.text_input if w.label == "Name").input(name)
+    next(w for w in at.text_area if w.label == "Instruction").input(instruction)
+    next(b for b in at.get("form_submit_button") if "Save task" in b.label).click().run()
 
 
 def test_task_page_saves_a_validated_task(home):
@@ -61,7 +61,7 @@ def test_task_page_saves_a_validated_task(home):
     assert at.error and "no examples" in at.error[0].value
     assert Workspace(home / "workspace.sqlite").list_tasks() == []
     at.text_area(key="task_paste").input("The cat purred\tcat\nA dog barked\tdog").run()
-    [b for b in at.button if b.label == "Add pasted examples"][0].click().run()
+    next(b for b in at.button if b.label == "Add pasted examples").click().run()
     _fill_and_save(at, "pets", "Say which animal the sentence is about.")
     assert not at.exception
     tasks = Workspace(home / "workspace.sqlite").list_tasks()
@@ -81,7 +81,7 @@ def test_retrieve_page_runs_filters_and_selects(home):
     assert [m.value for m in at.metric][:4] == ["3", "3", "10", "20"]
     at.switch_page("pages/retrieve.py").run()
     assert not at.exception
-    [b for b in at.get("form_submit_button") if b.label == "Retrieve"][0].click().run()
+    next(b for b in at.get("form_submit_button") if b.label == "Retrieve").click().run()
     assert not at.exception, at.exception
     runs = ws.retrieval_runs(rec.id)
     assert len(runs) == 1 and runs[0].n_rows == 10
@@ -89,7 +89,7 @@ def test_retrieve_page_runs_filters_and_selects(home):
     assert "cat" in rows[0][1].row["text"].lower()
     # Bulk-drop everything shown under a keyword filter, through the confirmation dialog.
     at.text_input(key="rv_q").input("bank").run()
-    [b for b in at.button if b.label.startswith("Drop all 1")][0].click().run()
-    [b for b in at.button if b.label == "Drop 1 rows"][0].click().run()
+    next(b for b in at.button if b.label.startswith("Drop all 1")).click().run()
+    next(b for b in at.button if b.label == "Drop 1 rows").click().run()
     assert not at.exception
     assert ws.retrieval_runs(rec.id)[0].n_selected == 9
