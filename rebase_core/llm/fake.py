@@ -10,6 +10,7 @@ default, so a test that expects N calls notices an N+1-th.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -41,20 +42,21 @@ class FakeCall:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
 
 
-def _value_for(schema: Mapping[str, Any], name: str) -> Any:
+def _value_for(schema: Mapping[str, Any], name: str, tag: str = "") -> Any:
+    """A value of the schema's shape; strings carry `tag` so different prompts differ."""
     kind = schema.get("type")
     if schema.get("enum"):
         return schema["enum"][0]
     if kind == "object":
         props = schema.get("properties") or {}
-        return {k: _value_for(v, k) for k, v in props.items()}
+        return {k: _value_for(v, k, tag) for k, v in props.items()}
     if kind == "array":
-        return [_value_for(schema.get("items") or {"type": "string"}, name)]
+        return [_value_for(schema.get("items") or {"type": "string"}, name, tag)]
     if kind in ("integer", "number"):
         return 0
     if kind == "boolean":
         return False
-    return f"fake {name}"
+    return f"fake {name} {tag}".strip()
 
 
 class FakeLLM(BaseLLM):
@@ -129,5 +131,7 @@ class FakeLLM(BaseLLM):
     @staticmethod
     def _default_reply(call: FakeCall) -> str:
         if call.json_schema is not None:
-            return json.dumps(_value_for(call.json_schema, "value"))
+            # A digest of the prompt makes each prompt's answer distinct (and deterministic).
+            tag = hashlib.sha256(call.prompt.encode("utf-8")).hexdigest()[:8]
+            return json.dumps(_value_for(call.json_schema, "value", tag))
         return f"fake reply to: {call.prompt[:80]}"

@@ -1,0 +1,90 @@
+"""`transform`: one LLM call per retrieved row, one pair per row (contracts.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rebase_core.cli._common import read_jsonl, stderr_progress, write_jsonl
+from rebase_core.errors import InputError
+from rebase_core.settings import Settings
+from rebase_core.task import load_task
+from rebase_core.types import ScoredRow
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("transform", help="rewrite retrieved rows into pairs with an LLM")
+    parser.add_argument("--task", type=Path, required=True)
+    parser.add_argument("--rows", type=Path, required=True, help="retrieved rows JSONL")
+    parser.add_argument(
+        "--llm",
+        required=True,
+        help="anthropic:<model>, openai:<model>, local:<model-name>, or fake",
+    )
+    parser.add_argument("--out", help="pairs JSONL (default stdout)")
+    parser.add_argument("--limit", type=int, default=None, help="transform the first N rows")
+    parser.add_argument("--base-url", help="an OpenAI-compatible server, e.g. http://host/v1")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--max-tokens", type=int, default=1000)
+    parser.add_argument("--filter", action="store_true", help="second pass: LLM yes/no filter")
+    parser.add_argument("--no-dedup", action="store_true", help="keep duplicate inputs")
+    parser.add_argument(
+        "--prompt",
+        type=Path,
+        help="a prompt template file (see --help of the Transform page for the placeholders)",
+    )
+    parser.add_argument("--failures", type=Path, help="write the failures JSONL here")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the response cache")
+    parser.set_defaults(handler=_transform)
+
+
+def _transform(args: argparse.Namespace, settings: Settings) -> int:
+    from rebase_core.llm import ResponseCache, get_llm
+    from rebase_core.transform import TransformConfig, transform
+
+    task = load_task(args.task)
+    records = read_jsonl(args.rows)
+    if not records:
+        raise InputError(f"{args.rows} holds no rows; run `retrieve` first.")
+    try:
+        rows = [ScoredRow.from_json_dict(r) for r in records]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{args.rows} is not a retrieved-rows file ({exc}).") from exc
+    if args.limit is not None:
+        if args.limit < 1:
+            raise InputError(f"--limit must be at least 1, got {args.limit}.")
+        rows = rows[: args.limit]
+    template_kwargs = {}
+    if args.prompt:
+        if not args.prompt.exists():
+            raise InputError(f"Prompt file {args.prompt} does not exist.")
+        template_kwargs["template"] = args.prompt.read_text(encoding="utf-8")
+    config = TransformConfig(
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        llm_filter=args.filter,
+        dedup=not args.no_dedup,
+        concurrency=args.concurrency,
+        **template_kwargs,
+    )
+    llm = get_llm(args.llm, settings, base_url=args.base_url)
+    cache = None if args.no_cache else ResponseCache(settings.llm_cache_db)
+    result = transform(task, rows, llm, config, cache=cache, on_progress=stderr_progress())
+    n = write_jsonl((p.to_json_dict() for p in result.pairs), args.out)
+    if args.failures:
+        write_jsonl(
+            (
+                {"row": key.split("\x1f"), "reason": f.reason, "detail": f.detail}
+                for key, f in result.failures
+            ),
+            str(args.failures),
+        )
+    counts = ", ".join(f"{k}: {v}" for k, v in result.failure_counts.items()) or "none"
+    usage = result.usage
+    cost = f", ${usage.cost_usd:.4f}" if usage and usage.cost_usd else ""
+    sys.stderr.write(f"{n} pairs from {len(rows)} rows; failures: {counts}{cost}\n")
+    for warning in result.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    return 0
