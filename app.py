@@ -54,8 +54,10 @@ PAGES = [
 ]
 
 settings = ui.get_settings()
+page = st.navigation(PAGES)
 with st.sidebar:
     st.markdown("### ReBase Studio")
-    st.caption(f"Workspace: `{settings.home}`")
-
-st.navigation(PAGES).run()
+ui.flow_sidebar()
+ui.llm_sidebar()
+st.sidebar.caption(f"Workspace: `{settings.home}`")
+page.run()

@@ -174,3 +174,185 @@ def job_panel(job: Any, *, label: str) -> None:
         st.warning(f"{label}: cancelled. Start it again to resume where it stopped.")
     else:
         st.error(f"{label}: failed — {job.error}", icon=":material/error:")
+
+
+# ----------------------------------------------------------------------------- LLM settings
+
+LLM_MODELS = {
+    "local": ["qwen2.5-coder-1.5b-instruct", "smollm2-135m-instruct"],
+    "anthropic": ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-3-haiku-20240307"],
+    "openai": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o"],
+    "fake": ["scripted"],
+}
+
+
+class LLMChoice:
+    """The LLM the user picked in the sidebar (no keys: those stay in Settings)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.provider: str = data.get("provider", "local")
+        self.model: str = data.get("model", LLM_MODELS["local"][0])
+        self.base_url: str = data.get("base_url", "")
+        self.temperature: float = float(data.get("temperature", 0.7))
+        self.max_tokens: int = int(data.get("max_tokens", 1000))
+        self.concurrency: int = int(data.get("concurrency", 4))
+
+    @property
+    def spec(self) -> str:
+        return "fake" if self.provider == "fake" else f"{self.provider}:{self.model}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "concurrency": self.concurrency,
+        }
+
+
+def _default_choice() -> dict[str, Any]:
+    provider, _, model = get_settings().llm.partition(":")
+    provider = provider if provider in LLM_MODELS else "local"
+    return {
+        "provider": provider,
+        "model": model or LLM_MODELS[provider][0],
+        "base_url": get_settings().openai_base_url or "",
+    }
+
+
+def llm_choice() -> LLMChoice:
+    """The sidebar's LLM settings, persisted in the workspace (they survive a refresh)."""
+    if "llm_choice" not in st.session_state:
+        saved = get_workspace().get_value("llm_settings") or _default_choice()
+        st.session_state["llm_choice"] = saved
+    return LLMChoice(st.session_state["llm_choice"])
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _llm(spec: str, base_url: str, settings_key: str) -> Any:
+    from rebase_core.llm import get_llm as build
+
+    return build(spec, get_settings(), base_url=base_url or None)
+
+
+def get_llm(choice: LLMChoice | None = None) -> Any:
+    """One provider object per (spec, base URL): a local model is loaded once per server."""
+    choice = choice or llm_choice()
+    settings = get_settings()
+    # Keys are part of the identity (a new key gives a new client) but never shown or stored.
+    key_id = hash((settings.anthropic_api_key, settings.openai_api_key))
+    return _llm(choice.spec, choice.base_url, str(key_id))
+
+
+def llm_sidebar() -> None:
+    """Provider, model, key status, sampling settings and a connection test."""
+    from rebase_core.llm import check_connection, key_status
+
+    choice = llm_choice()
+    settings = get_settings()
+    providers = [p for p in LLM_MODELS if p != "fake" or settings.llm.startswith("fake")]
+    with st.sidebar.expander(f"LLM: `{choice.spec}`", icon=":material/smart_toy:"):
+        provider = st.selectbox(
+            "Provider",
+            providers,
+            index=providers.index(choice.provider) if choice.provider in providers else 0,
+            key="llm_provider",
+        )
+        models = LLM_MODELS[provider]
+        model = st.selectbox(
+            "Model",
+            models
+            if choice.model in models or provider != choice.provider
+            else [choice.model, *models],
+            key=f"llm_model_{provider}",
+            accept_new_options=True,
+        )
+        base_url = choice.base_url
+        if provider == "openai":
+            base_url = st.text_input(
+                "Base URL (any OpenAI-compatible server; empty = OpenAI)",
+                value=choice.base_url,
+                key="llm_base_url",
+            )
+        status = key_status(settings)
+        if provider in status:
+            name = "ANTHROPIC_API_KEY" if provider == "anthropic" else "OPENAI_API_KEY"
+            if status[provider] == "set":
+                st.caption(f":green[●] {name} is set")
+            elif provider == "openai" and base_url:
+                st.caption("No key set: fine for a local OpenAI-compatible server.")
+            else:
+                st.caption(
+                    f":red[●] {name} is missing: set it in the environment or in "
+                    "`.streamlit/secrets.toml`."
+                )
+        temperature = st.slider(
+            "Temperature", 0.0, 1.5, choice.temperature, 0.05, key="llm_temperature"
+        )
+        max_tokens = st.number_input(
+            "Max tokens", 16, 8000, choice.max_tokens, 50, key="llm_max_tokens"
+        )
+        concurrency = st.number_input(
+            "Parallel requests",
+            1,
+            64,
+            choice.concurrency,
+            key="llm_concurrency",
+            help="Local models run one request at a time anyway.",
+        )
+        new = LLMChoice(
+            {
+                "provider": provider,
+                "model": model or models[0],
+                "base_url": base_url or "",
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+                "concurrency": concurrency,
+            }
+        )
+        if new.as_dict() != choice.as_dict():
+            st.session_state["llm_choice"] = new.as_dict()
+            get_workspace().set_value("llm_settings", new.as_dict())
+        if st.button("Test connection", key="llm_test", icon=":material/cable:"):
+            with st.spinner("Asking the model for one word…"), shown_errors(stop=False):
+                st.success(check_connection(get_llm(new)))
+
+
+# ----------------------------------------------------------------------------- flow status
+
+
+def flow_status() -> list[tuple[str, str, bool]]:
+    """(page file, label, done) for each step, for the sidebar checklist."""
+    settings = get_settings()
+    ws = get_workspace()
+    record = current_task()
+    store_ok = store_exists(settings.default_store)
+    retrieved = transformed = compared = trained = False
+    if record is not None:
+        retrieved = bool(ws.retrieval_runs(record.id))
+        counts = ws.status_counts(task_id=record.id)
+        transformed = counts.get("accepted", 0) + counts.get("edited", 0) > 0
+        compared = any(r.kind in ("direct", "self-guide") for r in ws.pair_runs(record.id))
+    runs_dir = settings.runs_dir
+    trained = runs_dir.exists() and any(runs_dir.iterdir())
+    return [
+        ("pages/task.py", "Task", record is not None),
+        ("pages/datastore.py", "Datastore", store_ok),
+        ("pages/retrieve.py", "Retrieve", retrieved),
+        ("pages/transform.py", "Transform & curate", transformed),
+        ("pages/compare.py", "Compare", compared),
+        ("pages/finetune.py", "Fine-tune", trained),
+    ]
+
+
+def flow_sidebar() -> None:
+    record = current_task()
+    with st.sidebar:
+        st.caption("Your progress")
+        for page, label, done in flow_status():
+            icon = ":material/check_circle:" if done else ":material/radio_button_unchecked:"
+            st.page_link(page, label=label, icon=icon)
+        if record is not None:
+            st.caption(f"Task: **{record.name}** (v{record.version})")
