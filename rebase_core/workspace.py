@@ -363,6 +363,18 @@ class Workspace:
             for rank, data, sel in self._query(sql + " ORDER BY rank", (run_id,))
         ]
 
+    def retrieved_row(
+        self, run_id: int, dataset: str, config: str, row_id: str
+    ) -> ScoredRow | None:
+        """One row of a retrieval run by its datastore key (the source of a ReBase pair)."""
+        for (data,) in self._query(
+            "SELECT data FROM retrieved_rows WHERE run_id = ? AND dataset = ?", (run_id, dataset)
+        ):
+            row = ScoredRow.from_json_dict(json.loads(data))
+            if row.config == config and row.row_id == row_id:
+                return row
+        return None
+
     def set_selected(self, run_id: int, ranks: Iterable[int], selected: bool) -> int:
         """Select or deselect rows of a run by rank; returns how many changed."""
         ranks = [int(r) for r in ranks]
@@ -664,6 +676,22 @@ class Workspace:
                 (pair_id,),
             )
         ]
+
+    def original(self, pair_id: str) -> Pair:
+        """The pair as it was first written (before any edit or regeneration)."""
+        got = self._query(
+            "SELECT before FROM pair_events WHERE pair_id = ? AND action != 'undo' ORDER BY id "
+            "LIMIT 1",
+            (pair_id,),
+        )
+        first = _pair_from_json(got[0][0]) if got else None
+        return first or self.get_pair(pair_id)
+
+    def count_actions(self, pair_id: str, action: str) -> int:
+        got = self._query(
+            "SELECT COUNT(*) FROM pair_events WHERE pair_id = ? AND action = ?", (pair_id, action)
+        )
+        return int(got[0][0])
 
     def last_action(self, task_id: int) -> tuple[str, str, int] | None:
         """(batch, action, number of pairs) of the newest action that can be undone."""

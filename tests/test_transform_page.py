@@ -1,0 +1,100 @@
+"""AppTest of the curation flow: transform with the fake LLM, edit, accept, bulk reject, undo."""
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rebase_core import jobs
+from rebase_core.settings import PROJECT_ROOT, Settings
+from rebase_core.types import Example, ScoredRow, Task
+from rebase_core.workspace import Workspace
+
+APP = str(PROJECT_ROOT / "app.py")
+TASK = Task("nli", "Decide the relation.", (Example("Premise: a. Hypothesis: b.", "entailment"),))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("REBASE_HOME", str(home))
+    monkeypatch.setenv("REBASE_EMBEDDER", "hash")
+    monkeypatch.setenv("REBASE_LLM", "fake")
+    ws = Workspace(home / "workspace.sqlite")
+    rec = ws.save_task(TASK)
+    rows = [
+        ScoredRow(
+            "ds",
+            "default",
+            str(i),
+            0.5 - i / 100,
+            0.5,
+            0.4,
+            0.6,
+            "text",
+            "label",
+            "desc",
+            {"text": f"sentence number {i}", "label": "x"},
+        )
+        for i in range(6)
+    ]
+    ws.save_retrieval(rec, "store", {}, "exact", 0.0, rows, list(range(6)))
+    ws.set_value("current_task", rec.id)
+    return home
+
+
+def _click(at, label):
+    """Click the button with this label, or else the one whose label starts with it."""
+    exact = [b for b in at.button if b.label == label]
+    (exact or [b for b in at.button if b.label.startswith(label)])[0].click().run()
+    assert not at.exception, at.exception
+
+
+def _wait_for_job(home):
+    settings = Settings(home=home)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        active = [j for j in jobs.list_jobs(settings) if j.is_active]
+        if not active and jobs.list_jobs(settings):
+            return jobs.list_jobs(settings)[0]
+        time.sleep(0.1)
+    raise AssertionError("transform job did not finish")
+
+
+def test_curation_flow(home):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["ANTHROPIC_API_KEY"] = ""
+    at.run()
+    at.switch_page("pages/transform.py").run()
+    assert not at.exception, at.exception
+    _click(at, "Transform 6 rows")
+    job = _wait_for_job(home)
+    assert job.state == "done", job.error
+    at.run()
+    ws = Workspace(home / "workspace.sqlite")
+    pairs = ws.pairs(task_id=1)
+    assert len(pairs) == 6 and {p.status for p in pairs} == {"pending"}
+
+    # Edit the first pair in the focus view, accepting it.
+    first = pairs[0]
+    at.text_area(key=f"tf_out_{first.id}").input("contradiction")
+    _click(at, "Accept")
+    assert ws.get_pair(first.id).status == "edited"
+    assert ws.get_pair(first.id).output == "contradiction"
+
+    # Accept the next one as it is.
+    _click(at, "Accept")
+    assert ws.status_counts(task_id=1)["accepted"] == 1
+
+    # Bulk-reject the remaining pending pairs, through the confirmation dialog.
+    _click(at, "Reject all 4")
+    _click(at, "Mark 4 as rejected")
+    assert ws.status_counts(task_id=1) == {"pending": 0, "accepted": 1, "rejected": 4, "edited": 1}
+
+    # Undo brings the four back; a second undo reverts the accept.
+    _click(at, "Undo rejected")
+    assert ws.status_counts(task_id=1)["pending"] == 4
+    _click(at, "Undo accepted")
+    assert ws.status_counts(task_id=1)["pending"] == 5
+    history = [e.action for e in ws.history(first.id)]
+    assert history == ["edit"]
