@@ -244,10 +244,12 @@ def job_monitor() -> None:
                 f"Cost of this run: ${cost:.4f} ({job.result.get('input_tokens', 0):,} in, "
                 f"{job.result.get('output_tokens', 0):,} out)."
             )
-    if not job.is_active and pair_run.kind == "transform" and job.state in ("failed", "cancelled"):
-        if st.button("Resume the run (cached calls are free)", icon=":material/play_arrow:"):
-            _start(pair_run_id)
-            st.rerun(scope="app")
+    resumable = pair_run.kind == "transform" and job.state in ("failed", "cancelled")
+    if resumable and st.button(
+        "Resume the run (cached calls are free)", icon=":material/play_arrow:"
+    ):
+        _start(pair_run_id)
+        st.rerun(scope="app")
     was = st.session_state.get("tf_job_active")
     st.session_state["tf_job_active"] = job.is_active
     if job.is_active or was:
