@@ -1,0 +1,342 @@
+"""Metrics on hand-made cases, and evaluate() end to end with a tiny model made here."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rebase_core import evaluate as ev
+from rebase_core import finetune as ft
+from rebase_core.cli import main
+from rebase_core.errors import InputError
+from rebase_core.types import EvalReport, Example, Pair, Task
+
+TASK = Task(
+    name="sentiment",
+    instruction="Say whether the review is positive or negative.",
+    examples=(Example("A delight.", "positive"), Example("Dull and long.", "negative")),
+)
+TEST_ROWS = [
+    ("what a joy", "positive"),
+    ("so boring", "negative"),
+    ("loved every minute", "positive"),
+    ("a waste of time", "negative"),
+    ("great cast", "positive"),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A 1M-parameter random Llama with the packaged MiniLM WordPiece tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from rebase_core.assets import minilm_path
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    tok.eos_token = "[SEP]"
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.sep_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def test_file(tmp_path) -> Path:
+    path = tmp_path / "heldout.jsonl"
+    path.write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in TEST_ROWS))
+    return path
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("(A)", "a"),
+        ("A", "a"),
+        ("A.", "a"),
+        ("Yes.", "yes"),
+        ("  'No' ", "no"),
+        ("not_entailment", "not entailment"),
+        ("Entailment!", "entailment"),
+    ],
+)
+def test_label_normalisation(text, expected):
+    assert ev.normalize_label(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("prediction", "expected"),
+    [
+        ("Positive.", "positive"),
+        ("negative, because the plot is thin", "negative"),
+        ("I think this review is negative overall", "negative"),
+        ("The reviewer liked it. So the answer is positive.", "positive"),
+        ("Answer: Negative", "negative"),
+        ("no idea", "no idea"),
+    ],
+)
+def test_predictions_map_onto_the_label_set(prediction, expected):
+    assert ev.match_label(prediction, ["positive", "negative"]) == expected
+
+
+def test_longest_label_wins_and_option_letters_match():
+    labels = ["entailment", "not_entailment"]
+    assert ev.match_label("It is not entailment.", labels) == "not entailment"
+    assert ev.match_label("entailment", labels) == "entailment"
+    assert ev.match_label("(B) the second one", ["(A)", "(B)", "(C)"]) == "b"
+
+
+def test_chain_of_thought_answers_are_extracted_before_scoring():
+    pred = "Two apples and three apples make five. So the answer is (C)."
+    assert ev.extract_answer(pred) == "(C)"
+    scored = ev.score_example("accuracy", pred, "Count them. The answer is (C).", ["(A)", "(C)"])
+    assert scored == {"extracted": "c", "score": 1.0, "correct": True}
+    qa = ev.score_example("exact_match", "It flows north, so the answer is the Nile.", "Nile", [])
+    assert qa["extracted"] == "the Nile" and qa["exact_match"] == 1.0 and qa["f1"] == 1.0
+
+
+def test_squad_exact_match_and_f1_values():
+    assert ev.exact_match("The Eiffel Tower!", "eiffel tower") == 1.0
+    assert ev.exact_match("Eiffel Tower in Paris", "the Eiffel Tower") == 0.0
+    # pred tokens [eiffel, tower, in, paris], gold [eiffel, tower]: P 2/4, R 1, F1 2/3
+    assert ev.f1_score("Eiffel Tower in Paris", "the Eiffel Tower") == pytest.approx(2 / 3)
+    # pred [1852], gold [in, 1852, or, 1853]: P 1, R 1/4, F1 0.4
+    assert ev.f1_score("1852", "in 1852 or 1853") == pytest.approx(0.4)
+    assert ev.f1_score("Paris", "London") == 0.0
+    assert ev.f1_score("the", "a") == 1.0  # both normalise to nothing
+
+
+def test_chrf_identical_disjoint_and_a_hand_checked_case():
+    assert ev.chrf("x = sorted(items)", "x = sorted(items)") == pytest.approx(1.0)
+    assert ev.chrf("abc", "xyz") == 0.0
+    # "ab" vs "abc": 1-grams P 2/2 R 2/3; 2-grams P 1/1 R 1/2; 3-grams absent in the hypothesis.
+    # avg P 1, avg R 7/12; F2 = 5 * 1 * 7/12 / (4 + 7/12) = 7/11.
+    assert ev.chrf("ab", "abc") == pytest.approx(7 / 11)
+    assert ev.chrf("a b", "abc") == pytest.approx(7 / 11)  # whitespace is ignored
+    # beta 2: missing half the reference costs more than adding as much again.
+    short, long = "return sorted", "return sorted(items, key=len)"
+    assert ev.chrf(short, long) < ev.chrf(long, short)
+
+
+def test_bootstrap_interval_is_deterministic_and_contains_the_mean():
+    scores = [1.0] * 13 + [0.0] * 7
+    low, high = ev.bootstrap_ci(scores)
+    assert (low, high) == ev.bootstrap_ci(scores)
+    # Close to the normal approximation 0.65 +- 1.96 * sqrt(0.65 * 0.35 / 20) = [0.44, 0.86].
+    assert low == pytest.approx(0.44, abs=0.03) and high == pytest.approx(0.86, abs=0.03)
+    graded = [((i * 7) % 11) / 10 for i in range(40)]  # F1-like values, not only 0/1
+    mean = sum(graded) / len(graded)
+    g_low, g_high = ev.bootstrap_ci(graded)
+    assert g_low < mean < g_high
+    assert ev.bootstrap_ci(graded, seed=1) != (g_low, g_high)
+    assert ev.bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)
+    assert ev.bootstrap_ci([]) == (0.0, 0.0)
+
+
+def test_metric_is_inferred_from_the_outputs():
+    golds = ["positive", "negative"] * 5
+    assert ev.infer_metric(TASK, golds) == "accuracy"
+    yes_no = Task("yn", "Answer yes or no.", (Example("Is it?", "Yes."), Example("Not?", "no")))
+    assert ev.infer_metric(yes_no) == "accuracy"
+    # Two distinct one-word answers and no test set: could be QA too, so the safe choice.
+    assert ev.infer_metric(TASK) == "exact_match"
+    qa = Task("qa", "Answer from the passage.", (Example("Where?", "in Paris"),))
+    assert ev.infer_metric(qa, ["in 1852", "Marie Curie", "the Nile", "42 km"]) == "exact_match"
+    code = Task("code", "Write Python.", (Example("sort x", "sorted(x)"),))
+    assert ev.infer_metric(code, ["x.append(1)", "import os", "len(s) == 0"]) == "chrf"
+    fixed = Task("f", "x", (Example("a", "b"),), metric="f1")
+    assert ev.infer_metric(fixed, golds) == "f1"
+
+
+def test_unknown_metric_is_an_input_error():
+    with pytest.raises(InputError, match="Unknown metric"):
+        ev.score_example("bleu", "a", "a", [])
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_untrained_model_end_to_end(tiny_lm, test_file, tmp_path, settings):
+    out = tmp_path / "report.json"
+    report = ev.evaluate(TASK, str(tiny_lm), test_file, settings=settings, out=out, few_shot=True)
+    assert report.metric == "accuracy" and report.n == 5
+    assert 0.0 <= report.score <= 1.0
+    assert report.ci95[0] <= report.score <= report.ci95[1]
+    assert report.per_example == str(tmp_path / "report.jsonl")
+    rows = [json.loads(line) for line in Path(report.per_example).read_text().splitlines()]
+    assert [r["input"] for r in rows] == [i for i, _ in TEST_ROWS]
+    assert [r["gold"] for r in rows] == [o for _, o in TEST_ROWS]
+    assert set(rows[0]) == {"input", "gold", "prediction", "extracted", "score", "correct"}
+    for r in rows:  # each row is scored as score_example says, and the score is their mean
+        again = ev.score_example("accuracy", r["prediction"], r["gold"], ["positive", "negative"])
+        assert again["score"] == r["score"]
+    assert report.score == pytest.approx(sum(r["score"] for r in rows) / 5)
+    saved = json.loads(out.read_text())
+    assert saved == report.to_json_dict()
+    assert saved["few_shot"] is True and saved["label"] == "untrained (few-shot)"
+    assert saved["trained"] is False and saved["n_train"] == 0
+
+
+def test_trained_run_is_scored_on_what_it_learned(tiny_lm, test_file, tmp_path, settings):
+    """A tiny model trained to always answer "positive" scores 3/5 on a 3-positive test set."""
+    pairs = [
+        Pair(id=str(i), input=f"review {i}", output="positive", origin="rebase", status="accepted")
+        for i in range(8)
+    ]
+    config = ft.TrainConfig(
+        student=str(tiny_lm),
+        method="full",
+        max_steps=12,
+        learning_rate=1e-2,
+        warmup=0,
+        max_seq_len=128,
+        per_device_batch=4,
+        grad_accum=1,
+        completion_only_loss=True,
+    )
+    run = ft.finetune(TASK, pairs, settings.runs_dir / "always-positive", config, settings=settings)
+    report = ev.evaluate(TASK, run.run_dir, test_file, settings=settings)
+    rows = [json.loads(line) for line in Path(report.per_example).read_text().splitlines()]
+    assert all(r["prediction"].startswith("positive") for r in rows)  # it has learned that much
+    assert [r["extracted"] for r in rows] == ["positive"] * 5
+    assert report.score == pytest.approx(0.6)
+    assert report.extra["trained"] is True and report.extra["origin"] == "rebase"
+    assert report.extra["few_shot"] is True  # as the run was trained
+    # The report is kept in the run folder, so the run list shows it.
+    stored = ft.list_runs(settings)[0].metrics
+    assert [v["score"] for v in stored.values()] == [pytest.approx(0.6)]
+
+
+def test_evaluate_limit_stop_and_bad_test_files(tiny_lm, test_file, tmp_path, settings):
+    student = ft.load_student(tiny_lm)
+    limited = ev.evaluate(TASK, student, test_file, settings=settings, limit=2, batch_size=1)
+    assert limited.n == 2
+    calls = []
+
+    def stop_after_one_batch():
+        calls.append(1)
+        return len(calls) > 1
+
+    stopped = ev.evaluate(
+        TASK, student, test_file, settings=settings, batch_size=2, should_stop=stop_after_one_batch
+    )
+    assert stopped.n == 2 and stopped.extra["stopped_after"] == 2
+    done = [json.loads(line) for line in Path(stopped.per_example).read_text().splitlines()]
+    assert len(done) == 2
+    # Prompts run shortest first, so the first batch held the two shortest inputs; each row
+    # keeps its own prediction.
+    assert {r["input"] for r in done} == {"so boring", "great cast"}
+    assert all(dict(TEST_ROWS)[r["input"]] == r["gold"] for r in done)
+    prompts = [ft.format_prompt(TASK, r["input"], with_examples=False) for r in done]
+    again = ev.generate(student, prompts, max_new_tokens=stopped.extra["max_new_tokens"])
+    assert again == [r["prediction"] for r in done]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(InputError, match="is empty"):
+        ev.evaluate(TASK, student, empty, settings=settings)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "x"}\n')
+    with pytest.raises(InputError, match="row 1 needs string 'input' and 'output'"):
+        ev.evaluate(TASK, student, bad, settings=settings)
+
+
+def test_compare_results_orders_untrained_first_then_by_origin():
+    def report(label, origin, trained, few_shot, score, metrics=None):
+        extra = {
+            "label": label,
+            "origin": origin,
+            "trained": trained,
+            "few_shot": few_shot,
+            "model": label,
+            "test": "/x/nli.jsonl",
+            "n_train": 200 if trained else 0,
+        }
+        if metrics:
+            extra["metrics"] = metrics
+        return EvalReport("accuracy", score, 300, (score - 0.05, score + 0.05), "", extra)
+
+    rows = ev.compare_results(
+        [
+            report("run-r", "rebase", True, True, 0.6),
+            report("run-d", "direct", True, True, 0.5),
+            report("untrained (few-shot)", "", False, True, 0.4),
+            report("untrained (zero-shot)", "", False, False, 0.3),
+            report("run-s", "self-guide", True, True, 0.45),
+            report("run-r", "rebase", True, True, 0.62),  # a newer report of the same run wins
+        ]
+    )
+    labels = [r.label for r in rows]
+    assert labels == ["untrained (zero-shot)", "untrained (few-shot)", "run-s", "run-d", "run-r"]
+    assert rows[-1].score == 0.62 and rows[-1].ci_low == pytest.approx(0.57)
+    assert {r.test for r in rows} == {"nli"}
+    qa = report(
+        "qa-run",
+        "rebase",
+        True,
+        True,
+        0.2,
+        {
+            "exact_match": {"score": 0.2, "ci95": [0.1, 0.3]},
+            "f1": {"score": 0.5, "ci95": [0.4, 0.6]},
+        },
+    )
+    (f1_row,) = ev.compare_results([qa], metric="f1")
+    assert (f1_row.score, f1_row.ci_low, f1_row.ci_high) == (0.5, 0.4, 0.6)
+
+
+def test_evaluate_job_and_stored_reports(tiny_lm, test_file, settings):
+    class Ctx:
+        def progress(self, p):
+            self.last = p
+
+        def should_stop(self):
+            return False
+
+    ctx = Ctx()
+    params = {"task": TASK.to_dict(), "model": str(tiny_lm), "test": str(test_file), "limit": 3}
+    result = ev.run_evaluate_job(params, settings, ctx)
+    assert result["n"] == 3 and ctx.last.done == 3 and ctx.last.total == 3
+    assert Path(result["per_example"]).parent.parent == settings.home / "evals"
+    (stored,) = ev.stored_reports(settings, task_name="sentiment")
+    assert stored.to_json_dict() == result
+    assert ev.stored_reports(settings, task_name="other") == []
+    with pytest.raises(InputError, match="needs 'test'"):
+        ev.run_evaluate_job({"task": TASK.to_dict(), "model": "x"}, settings, ctx)
+
+
+def test_cli_evaluate_writes_the_contract_report(tiny_lm, test_file, tmp_path, capsys):
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps(TASK.to_dict()))
+    out = tmp_path / "report.json"
+    args = ["evaluate", "--task", str(task), "--model", str(tiny_lm), "--test", str(test_file)]
+    assert main([*args, "--out", str(out), "--limit", "4", "--few-shot"]) == 0
+    report = json.loads(out.read_text())
+    assert {"metric", "score", "n", "ci95", "per_example"} <= set(report)
+    assert report["metric"] == "accuracy" and report["n"] == 4
+    assert isinstance(report["ci95"], list) and len(report["ci95"]) == 2
+    assert report["per_example"] == str(tmp_path / "report.jsonl")
+    assert len((tmp_path / "report.jsonl").read_text().splitlines()) == 4
+
+    missing = main([*args[:-1], str(tmp_path / "nope.jsonl"), "--out", str(out)])
+    assert missing == 2
+    assert main(["evaluate", "--task", str(tmp_path / "nope.json"), *args[3:]]) == 2
+    assert main([*args, "--model", str(tmp_path)]) == 2  # not a model folder
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err_lines if line.startswith("error: ")] == err_lines[-3:]
