@@ -57,6 +57,7 @@ settings = ui.get_settings()
 page = st.navigation(PAGES)
 with st.sidebar:
     st.markdown("### ReBase Studio")
+ui.maybe_start_default_build()
 ui.flow_sidebar()
 ui.llm_sidebar()
 st.sidebar.caption(f"Workspace: `{settings.home}`")

@@ -356,3 +356,35 @@ def flow_sidebar() -> None:
             st.page_link(page, label=label, icon=icon)
         if record is not None:
             st.caption(f"Task: **{record.name}** (v{record.version})")
+
+
+# ----------------------------------------------------------------------------- first start
+
+
+def maybe_start_default_build() -> None:
+    """On the very first start (corpus prepared, no store, no build ever tried), start building
+    the default datastore in the background, so it is ready by the time the task is written.
+    Set REBASE_AUTOBUILD=0 to switch this off."""
+    if os.environ.get("REBASE_AUTOBUILD", "1") == "0" or st.session_state.get("_autobuild_done"):
+        return
+    st.session_state["_autobuild_done"] = True
+    settings = get_settings()
+    from rebase_core import jobs
+    from rebase_core.datastore import (
+        BUNDLED_ROWS_PER_CONFIG,
+        BuildParams,
+        build_job_key,
+        start_build_job,
+    )
+
+    if store_exists(settings.default_store):
+        return
+    if not (settings.corpus_dir / "MANIFEST.json").exists():
+        return
+    if jobs.list_jobs(settings, key=build_job_key(settings.default_store)):
+        return  # tried before (running, failed or cancelled): the Datastore page shows it
+    with shown_errors(stop=False):
+        start_build_job(
+            settings, settings.default_store, ["bundled"], BuildParams(BUNDLED_ROWS_PER_CONFIG)
+        )
+        st.toast("Building the default datastore in the background (see the Datastore page).")

@@ -11,6 +11,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["REBASE_AUTOBUILD"] = "0"
 for _key in (
     "ANTHROPIC_API_KEY",
     "OPENAI_API_KEY",
