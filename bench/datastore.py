@@ -44,8 +44,10 @@ def main() -> None:
     chosen = shards[::step][: args.configs]
     samples = [sample_shard(s, rows_per_config=args.rows_per_config) for s in chosen]
     texts = [t for s in samples for _, cells in s.rows for t in cells.values()]
-    print(f"datastore build benchmark: {len(chosen)} configs, {len(texts):,} cells, "
-          f"{args.threads} threads, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"datastore build benchmark: {len(chosen)} configs, {len(texts):,} cells, "
+        f"{args.threads} threads, load {os.getloadavg()[0]:.1f}"
+    )
 
     embedder = MiniLMEmbedder(threads=args.threads)
     embedder.embed(texts[:64])  # load the model and warm up outside the timings
@@ -59,8 +61,13 @@ def main() -> None:
         writer = _Writer(store, settings, embedder)
         t0 = time.perf_counter()
         report = _run_build(
-            writer, store, [("bundled", chosen)], BuildParams(args.rows_per_config),
-            lambda p: None, lambda: False, t0,
+            writer,
+            store,
+            [("bundled", chosen)],
+            BuildParams(args.rows_per_config),
+            lambda p: None,
+            lambda: False,
+            t0,
         )
         build_s = time.perf_counter() - t0
         writer.close()
@@ -73,13 +80,19 @@ def main() -> None:
     raw_rate = len(texts) / raw_s
     build_rate = report.cells_added / build_s
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  raw embedder : {raw_rate:8.0f} cells/s ({raw_s:.1f} s, precision {embedder.precision})")
-    print(f"  build        : {build_rate:8.0f} cells/s ({build_s:.1f} s; embedding "
-          f"{report.embed_seconds:.1f} s of it)")
+    print(
+        f"  raw embedder : {raw_rate:8.0f} cells/s ({raw_s:.1f} s, precision {embedder.precision})"
+    )
+    print(
+        f"  build        : {build_rate:8.0f} cells/s ({build_s:.1f} s; embedding "
+        f"{report.embed_seconds:.1f} s of it)"
+    )
     print(f"  ratio        : {build_rate / raw_rate:.2f}  (build / raw, same texts, same run)")
     print(f"  peak RSS     : {peak_mb:,.0f} MB")
-    print(f"  disk         : {size / 1e6:,.1f} MB for {cells:,} cells = "
-          f"{size / cells * 1e6 / 1e9:.2f} GB per million cells")
+    print(
+        f"  disk         : {size / 1e6:,.1f} MB for {cells:,} cells = "
+        f"{size / cells * 1e6 / 1e9:.2f} GB per million cells"
+    )
 
 
 if __name__ == "__main__":

