@@ -22,15 +22,18 @@ LLAMA_PIN="llama-cpp-python==0.3.36"
 LLAMA_CMAKE_ARGS="-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DGGML_NATIVE=OFF"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-# pip, minus the machine-level index warnings that would bury real messages.
+# pip, minus the machine-level index warnings that would bury real messages (streamed; the
+# status is pip's own).
 pipq() {
-  local rc
-  set +o pipefail
-  $PIP "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory"
-  rc=${PIPESTATUS[0]}
-  set -o pipefail
+  local status_file rc
+  status_file=$(mktemp)
+  { $PIP "$@" 2>&1 && echo 0 >"$status_file" || echo $? >"$status_file"; } |
+    { grep -v --line-buffered "is ignored: it is neither a file nor a directory" || true; }
+  rc=$(cat "$status_file")
+  rm -f "$status_file"
   return "$rc"
 }
+
 started=$(date +%s)
 
 if [ ! -x "$VENV/bin/python" ]; then
