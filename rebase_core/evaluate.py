@@ -540,6 +540,15 @@ def stored_reports(settings: Settings, *, task_name: str | None = None) -> list[
 
 
 _ORIGIN_ORDER = {"": 0, "self-guide": 1, "direct": 2, "rebase": 3, "mixed": 4}
+# How the app names each data origin (pairs, runs and chart bars); "" is the untrained student.
+ORIGIN_LABELS = {
+    "": "untrained",
+    "rebase": "ReBase",
+    "direct": "direct synthesis",
+    "self-guide": "SELF-GUIDE",
+    "manual": "manual",
+    "mixed": "mixed",
+}
 
 
 def compare_results(

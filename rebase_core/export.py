@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rebase_core.errors import InputError, OfflineError, RebaseError
-from rebase_core.finetune import read_records, read_run_card
+from rebase_core.finetune import read_records, read_run_card, slugify
 from rebase_core.types import Pair, PairSource, Task
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,38 @@ def export_pairs(
     )
     logger.info("exported %d pairs to %s", len(pairs), data_path)
     return data_path
+
+
+def export_download(
+    pairs: Sequence[Pair],
+    fmt: str = "jsonl",
+    *,
+    task: Task | None = None,
+    licenses: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> tuple[str, bytes]:
+    """(file name, bytes) of an export for a browser download: the data file itself for JSONL,
+    Parquet and CSV (the card is `dataset_card`), a zip of the folder with its README.md for
+    `datasets`."""
+    import tempfile
+
+    stem = slugify(title or (task.name if task else "") or "pairs")
+    with tempfile.TemporaryDirectory() as tmp:
+        if fmt == "datasets":
+            folder = export_pairs(
+                pairs, Path(tmp) / stem, fmt, task=task, licenses=licenses, title=title
+            )
+            archive = Path(tmp) / f"{stem}.zip"
+            with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for path in sorted(folder.rglob("*")):
+                    if path.is_file():
+                        zf.write(path, Path(stem) / path.relative_to(folder))
+            return archive.name, archive.read_bytes()
+        suffix = _FILE_SUFFIX.get(fmt, "")
+        path = export_pairs(
+            pairs, Path(tmp) / f"{stem}{suffix}", fmt, task=task, licenses=licenses, title=title
+        )
+        return path.name, path.read_bytes()
 
 
 def _arrow_schema() -> Any:

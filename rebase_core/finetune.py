@@ -908,6 +908,15 @@ def slugify(text: str) -> str:
     return "-".join(filter(None, keep.split("-")))[:40] or "run"
 
 
+def default_run_dir(
+    settings: Settings, task: Task, pairs: Sequence[Pair | Example], config: TrainConfig
+) -> Path:
+    """The run folder for this task, data and config: the same inputs give the same folder, so
+    starting the same training again resumes it (the app uses it to find a run before it starts)."""
+    digest = _fingerprint(config, _data_summary(pairs)["fingerprint"], task)[:8]
+    return settings.runs_dir / f"{slugify(task.name)}-{digest}"
+
+
 def run_train_job(params: Mapping[str, Any], settings: Settings, ctx: Any) -> dict[str, Any]:
     """Job handler: params `task` (path or object), `data` (path or paths), optional `statuses`,
     `origins`, `config` (TrainConfig fields) and `out_dir`.
@@ -924,10 +933,7 @@ def run_train_job(params: Mapping[str, Any], settings: Settings, ctx: Any) -> di
     if origins:
         pairs = [p for p in pairs if p.origin in origins]
     config = TrainConfig.from_dict({"threads": settings.threads, **(params.get("config") or {})})
-    out_dir = params.get("out_dir")
-    if not out_dir:
-        digest = _fingerprint(config, _data_summary(pairs)["fingerprint"], task)[:8]
-        out_dir = settings.runs_dir / f"{slugify(task.name)}-{digest}"
+    out_dir = params.get("out_dir") or default_run_dir(settings, task, pairs, config)
     result = finetune(
         task,
         pairs,
@@ -1002,3 +1008,29 @@ def total_steps(n_pairs: int, config: TrainConfig) -> int:
     per_epoch = max(1, math.ceil(batches / config.grad_accum))
     steps = math.ceil(per_epoch * config.epochs)
     return min(steps, config.max_steps) if config.max_steps else steps
+
+
+def estimate_seconds(settings: Settings, config: TrainConfig, n_pairs: int) -> float | None:
+    """Training time of a new run, from the speed measured by earlier runs of the same student and
+    method on this machine (seconds per pair seen, median over runs); None when none ran yet.
+
+    Model loading is not included; sequence length and batch size are assumed alike.
+    """
+    rates = []
+    for run in list_runs(settings):
+        cfg = run.config
+        if cfg.get("student") != config.student or cfg.get("method") != config.method:
+            continue
+        rows = read_progress(run.path)
+        if not rows:
+            continue
+        per_step = int(cfg.get("per_device_batch", 1)) * int(cfg.get("grad_accum", 1))
+        seen = int(rows[-1]["step"]) * per_step
+        elapsed = float(rows[-1].get("elapsed_s") or 0.0)
+        if seen > 0 and elapsed > 0:
+            rates.append(elapsed / seen)
+    if not rates:
+        return None
+    rate = sorted(rates)[len(rates) // 2]
+    per_step = config.per_device_batch * config.grad_accum
+    return rate * total_steps(n_pairs, config) * per_step
