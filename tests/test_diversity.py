@@ -253,9 +253,9 @@ def test_cache_makes_the_second_call_skip_embedding_and_fitting(tmp_path, monkey
 
     def fake_umap(vectors, **kwargs):
         calls["fit"] += 1
-        return diversity._pca_2d(vectors)
+        return diversity.projection._pca_2d(vectors)
 
-    monkeypatch.setattr(diversity, "_umap_2d", fake_umap)
+    monkeypatch.setattr(diversity.projection, "_umap_2d", fake_umap)
     groups = {"rebase": VARIED, "direct": ["a", "bb", "ccc", "dddd", "eeeee"]}
     emb = CountingEmbedder()
     first = project(groups, embedder=emb, cache_dir=tmp_path, method="umap")
