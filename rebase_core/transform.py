@@ -203,7 +203,7 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _SMART = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
 
 
-def _first_object(text: str) -> str | None:
+def first_json_object(text: str) -> str | None:
     """The first balanced {...} in the text (string-aware)."""
     start = text.find("{")
     while start != -1:
@@ -239,7 +239,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _strip_wrapping_quotes(text: str) -> str:
+def strip_wrapping_quotes(text: str) -> str:
     text = text.strip()
     while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
@@ -258,7 +258,7 @@ def parse_pair(text: str) -> tuple[str, str]:
     fenced = _FENCE.search(text)
     if fenced:
         candidates.append(fenced.group(1).strip())
-    obj_text = _first_object(text)
+    obj_text = first_json_object(text)
     if obj_text:
         candidates.append(obj_text)
     data: Any = None
@@ -283,8 +283,8 @@ def parse_pair(text: str) -> tuple[str, str]:
         raise ParseError(
             f"the JSON lacks {' and '.join(repr(m) for m in missing)} (keys: {sorted(lowered)})"
         )
-    inp = _strip_wrapping_quotes(_as_text(lowered["input"]))
-    out = _strip_wrapping_quotes(_as_text(lowered["output"]))
+    inp = strip_wrapping_quotes(_as_text(lowered["input"]))
+    out = strip_wrapping_quotes(_as_text(lowered["output"]))
     if not inp or not out:
         raise ParseError("empty input or output")
     return inp, out
@@ -375,7 +375,7 @@ def quality_warnings(task: Task, pairs: Sequence[Pair]) -> tuple[list[str], dict
     return warnings, counts
 
 
-def _norm(text: str) -> str:
+def normalise_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
@@ -435,8 +435,8 @@ def transform(
     by_key = {row_key(r): r for r in rows}
     if len(by_key) != len(rows):
         raise InputError("The rows contain duplicates (the same dataset/config/row_id twice).")
-    seen: dict[str, str] = {_norm(e.input): "a task example" for e in task.examples}
-    seen.update({_norm(x): "an earlier pair" for x in known_inputs})
+    seen: dict[str, str] = {normalise_text(e.input): "a task example" for e in task.examples}
+    seen.update({normalise_text(x): "an earlier pair" for x in known_inputs})
     state = _RunState(task, llm, config, cache, should_stop, by_key, seen)
     chunk = max(8, 4 * config.concurrency)
     keys = list(by_key)
@@ -568,7 +568,7 @@ class _RunState:
         pairs = []
         for pair in candidates:
             key = str(pair.extra["key"])
-            norm = _norm(pair.input)
+            norm = normalise_text(pair.input)
             if self.config.dedup and norm in self.seen:
                 failures[key] = Failure(
                     "duplicate", f"same input as {self.seen[norm]}", pair.source

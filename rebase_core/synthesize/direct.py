@@ -18,7 +18,13 @@ from rebase_core.synthesize.rules import (
 )
 from rebase_core.synthesize.run import OnFailure, OnPair, Run, provider_failure, seed_for
 from rebase_core.task import final_answer, is_chain_of_thought
-from rebase_core.transform import COT_NOTE, PAIR_SCHEMA, _norm, is_classification, render_examples
+from rebase_core.transform import (
+    COT_NOTE,
+    PAIR_SCHEMA,
+    normalise_text,
+    is_classification,
+    render_examples,
+)
 from rebase_core.types import Failure
 
 EXAMPLES_SCHEMA: dict[str, Any] = {
@@ -156,7 +162,7 @@ def synthesize_direct(
                 continue
             items = parsed[i][:count]
             for j, (inp, out) in enumerate(items):
-                if _norm(inp):
+                if normalise_text(inp):
                     candidates.append((f"{key}#{j}", inp, out))
                 else:  # only punctuation ("...", "?"): nothing to learn from
                     failures.append((f"{key}#{j}", Failure("empty", f"the input is {inp!r}")))
@@ -171,9 +177,12 @@ def synthesize_direct(
         )
         pairs = []
         for item_key, inp, out, votes in winners:
-            if _norm(inp) in run.seen:
+            if normalise_text(inp) in run.seen:
                 failures.append(
-                    (item_key, Failure("duplicate", f"same input as {run.seen[_norm(inp)]}"))
+                    (
+                        item_key,
+                        Failure("duplicate", f"same input as {run.seen[normalise_text(inp)]}"),
+                    )
                 )
                 continue
             call_key = item_key.split("#")[0]

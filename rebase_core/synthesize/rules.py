@@ -13,7 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rebase_core.errors import ParseError
-from rebase_core.transform import _first_object, _norm, _strip_wrapping_quotes, parse_pair
+from rebase_core.transform import (
+    first_json_object,
+    normalise_text,
+    strip_wrapping_quotes,
+    parse_pair,
+)
 
 
 def annealed_temperature(index: int, planned: int, start: float, cap: float) -> float:
@@ -43,14 +48,14 @@ def multi_vote(
     """
     groups: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for cand in candidates:
-        groups[_norm(cand[1])].append(cand)
+        groups[normalise_text(cand[1])].append(cand)
     winners: list[tuple[str, str, str, int]] = []
     losers: list[tuple[str, str]] = []
     for group in groups.values():
-        votes = Counter(_norm(out) for _, _, out in group)
+        votes = Counter(normalise_text(out) for _, _, out in group)
         best = max(votes.values())
         # First in generation order among the most voted outputs.
-        key, inp, out = next(c for c in group if votes[_norm(c[2])] == best)
+        key, inp, out = next(c for c in group if votes[normalise_text(c[2])] == best)
         winners.append((key, inp, out, best))
         losers.extend((c[0], key) for c in group if c[0] != key)
     order = {c[0]: i for i, c in enumerate(candidates)}
@@ -73,7 +78,7 @@ def self_consistency(
     answers: Sequence[str | None],
     min_share: float,
     *,
-    key: Callable[[str], str] = _norm,
+    key: Callable[[str], str] = normalise_text,
 ) -> Vote:
     """The most frequent answer if its share of the samples reaches `min_share`.
 
@@ -154,7 +159,7 @@ def clean_reply(text: str) -> str:
     found = _NEXT_FIELD.search(text)
     if found:
         text = text[: found.start()]
-    return _strip_wrapping_quotes(text)
+    return strip_wrapping_quotes(text)
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
@@ -164,7 +169,7 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     rest = text
     while True:
-        obj = _first_object(rest)
+        obj = first_json_object(rest)
         if obj is None:
             return found
         start = rest.find(obj)

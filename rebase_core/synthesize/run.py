@@ -11,7 +11,7 @@ from typing import Any
 
 from rebase_core.llm import LLM, Request, ResponseCache, Result, complete_many, summarize_usage
 from rebase_core.synthesize.config import SynthesisConfig, SynthesisResult
-from rebase_core.transform import _norm, quality_warnings
+from rebase_core.transform import normalise_text, quality_warnings
 from rebase_core.types import Failure, Pair, Progress, ProgressFn, Task
 
 OnPair = Callable[[Pair], None] | None
@@ -59,7 +59,9 @@ class Run:
             if pair.extra.get("key"):
                 self.existing[str(pair.extra["key"])].append(pair)
         self.kept = sum(len(v) for v in self.existing.values())
-        self.seen: dict[str, str] = {_norm(e.input): "a task example" for e in task.examples}
+        self.seen: dict[str, str] = {
+            normalise_text(e.input): "a task example" for e in task.examples
+        }
         self.earlier: list[str] = []  # inputs earlier rounds kept, in order (shown in prompts)
         self.calls = 0
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -102,7 +104,7 @@ class Run:
         the prompts see only earlier rounds, as they did the first time)."""
         for key in keys:
             for pair in self.existing.get(key, ()):
-                self.seen[_norm(pair.input)] = "an earlier pair"
+                self.seen[normalise_text(pair.input)] = "an earlier pair"
                 self.earlier.append(pair.input)
 
     def shown_earlier(self, key: str, count: int) -> list[str]:
@@ -119,7 +121,7 @@ class Run:
         on_failure: OnFailure,
     ) -> None:
         for pair in pairs:
-            self.seen[_norm(pair.input)] = "an earlier pair"
+            self.seen[normalise_text(pair.input)] = "an earlier pair"
             self.earlier.append(pair.input)
             if on_pair is not None:
                 on_pair(pair)

@@ -20,7 +20,7 @@ from rebase_core.synthesize.rules import (
 )
 from rebase_core.synthesize.run import OnFailure, OnPair, Run, provider_failure, seed_for
 from rebase_core.task import final_answer, is_chain_of_thought
-from rebase_core.transform import _norm, is_classification, label_of
+from rebase_core.transform import normalise_text, is_classification, label_of
 from rebase_core.types import Failure, Task
 
 INPUT_TEMPLATE = """\
@@ -55,7 +55,7 @@ class _Rules:
         """What answers agree on: the label (classification) or the normalised text."""
         if self.labels:
             return _label_in(answer, self.labels) or label_of(answer)
-        return _norm(answer)
+        return normalise_text(answer)
 
 
 def _rules(task: Task, config: SelfGuideConfig) -> _Rules:
@@ -194,7 +194,7 @@ def synthesize_self_guide(
                 failures.append((key, provider_failure(result)))
                 continue
             text = clean_reply(result.completion.text)
-            norm = _norm(text)
+            norm = normalise_text(text)
             if not norm:  # nothing, or only punctuation
                 failures.append((key, Failure("empty", f"the student wrote {text!r}")))
             elif result.completion.finish_reason == "length":
@@ -216,7 +216,7 @@ def synthesize_self_guide(
         if run.should_stop():
             break
         for key, text in inputs.items():  # a repeat of an input is a duplicate, kept or not
-            run.seen.setdefault(_norm(text), f"input {key}")
+            run.seen.setdefault(normalise_text(text), f"input {key}")
         by_input: dict[str, list[Result]] = defaultdict(list)
         for result in answers:
             by_input[result.key.split("@")[0]].append(result)
