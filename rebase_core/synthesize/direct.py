@@ -21,8 +21,8 @@ from rebase_core.task import final_answer, is_chain_of_thought
 from rebase_core.transform import (
     COT_NOTE,
     PAIR_SCHEMA,
-    normalise_text,
     is_classification,
+    normalise_text,
     render_examples,
 )
 from rebase_core.types import Failure

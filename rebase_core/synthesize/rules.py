@@ -16,8 +16,8 @@ from rebase_core.errors import ParseError
 from rebase_core.transform import (
     first_json_object,
     normalise_text,
-    strip_wrapping_quotes,
     parse_pair,
+    strip_wrapping_quotes,
 )
 
 

@@ -20,7 +20,7 @@ from rebase_core.synthesize.rules import (
 )
 from rebase_core.synthesize.run import OnFailure, OnPair, Run, provider_failure, seed_for
 from rebase_core.task import final_answer, is_chain_of_thought
-from rebase_core.transform import normalise_text, is_classification, label_of
+from rebase_core.transform import is_classification, label_of, normalise_text
 from rebase_core.types import Failure, Task
 
 INPUT_TEMPLATE = """\
