@@ -54,7 +54,8 @@ PAGES = [
 ]
 
 settings = ui.get_settings()
-page = st.navigation(PAGES)
+# The sidebar draws its own navigation: one list with each step's status (ui.flow_sidebar).
+page = st.navigation(PAGES, position="hidden")
 with st.sidebar:
     st.markdown("### ReBase Studio")
 ui.maybe_start_default_build()

@@ -337,23 +337,26 @@ def flow_status() -> list[tuple[str, str, bool]]:
         compared = any(r.kind in ("direct", "self-guide") for r in ws.pair_runs(record.id))
     runs_dir = settings.runs_dir
     trained = runs_dir.exists() and any(runs_dir.iterdir())
+    evaluated = trained and any(runs_dir.glob("*/evals/*.json"))
     return [
-        ("pages/task.py", "Task", record is not None),
-        ("pages/datastore.py", "Datastore", store_ok),
-        ("pages/retrieve.py", "Retrieve", retrieved),
-        ("pages/transform.py", "Transform & curate", transformed),
-        ("pages/compare.py", "Compare", compared),
-        ("pages/finetune.py", "Fine-tune", trained),
+        ("pages/task.py", "1 · Task", record is not None),
+        ("pages/datastore.py", "2 · Datastore", store_ok),
+        ("pages/retrieve.py", "3 · Retrieve", retrieved),
+        ("pages/transform.py", "4 · Transform & curate", transformed),
+        ("pages/compare.py", "5 · Compare", compared),
+        ("pages/finetune.py", "6 · Fine-tune", trained),
+        ("pages/evaluate.py", "7 · Evaluate", evaluated),
+        ("pages/export.py", "8 · Export", False),
     ]
 
 
 def flow_sidebar() -> None:
     record = current_task()
     with st.sidebar:
-        st.caption("Your progress")
         for page, label, done in flow_status():
             icon = ":material/check_circle:" if done else ":material/radio_button_unchecked:"
             st.page_link(page, label=label, icon=icon)
+        st.caption("✓ marks the steps done for the current task.")
         if record is not None:
             st.caption(f"Task: **{record.name}** (v{record.version})")
 
