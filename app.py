@@ -26,31 +26,31 @@ st.set_page_config(page_title="ReBase Studio", page_icon=":material/hub:", layou
 
 PAGES = [
     st.Page(
-        "pages/task.py", title="Task", icon=":material/edit_note:", url_path="task", default=True
+        "app_pages/task.py", title="Task", icon=":material/edit_note:", url_path="task", default=True
     ),
     st.Page(
-        "pages/datastore.py", title="Datastore", icon=":material/database:", url_path="datastore"
+        "app_pages/datastore.py", title="Datastore", icon=":material/database:", url_path="datastore"
     ),
     st.Page(
-        "pages/retrieve.py", title="Retrieve", icon=":material/travel_explore:", url_path="retrieve"
+        "app_pages/retrieve.py", title="Retrieve", icon=":material/travel_explore:", url_path="retrieve"
     ),
     st.Page(
-        "pages/transform.py",
+        "app_pages/transform.py",
         title="Transform & curate",
         icon=":material/auto_fix_high:",
         url_path="transform",
     ),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page(
-        "pages/finetune.py",
+        "app_pages/finetune.py",
         title="Fine-tune",
         icon=":material/model_training:",
         url_path="finetune",
     ),
     st.Page(
-        "pages/evaluate.py", title="Evaluate", icon=":material/leaderboard:", url_path="evaluate"
+        "app_pages/evaluate.py", title="Evaluate", icon=":material/leaderboard:", url_path="evaluate"
     ),
-    st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+    st.Page("app_pages/export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
 
 settings = ui.get_settings()

@@ -1,6 +1,6 @@
 """The app's shared Streamlit helpers: settings, cached resources, errors and progress.
 
-The only module besides app.py and pages/ that imports streamlit. `rebase_core` errors become
+The only module besides app.py and app_pages/ that imports streamlit. `rebase_core` errors become
 `st.error` here, in one place; unexpected exceptions are left to Streamlit (traceback shown).
 """
 
@@ -138,7 +138,7 @@ def need_task() -> Any:
     record = current_task()
     if record is None:
         st.info("No task yet. Describe your task and give a few examples first.")
-        st.page_link("pages/task.py", label="Go to the Task page", icon=":material/edit_note:")
+        st.page_link("app_pages/task.py", label="Go to the Task page", icon=":material/edit_note:")
         st.stop()
     return record
 
@@ -339,14 +339,14 @@ def flow_status() -> list[tuple[str, str, bool]]:
     trained = runs_dir.exists() and any(runs_dir.iterdir())
     evaluated = trained and any(runs_dir.glob("*/evals/*.json"))
     return [
-        ("pages/task.py", "1 · Task", record is not None),
-        ("pages/datastore.py", "2 · Datastore", store_ok),
-        ("pages/retrieve.py", "3 · Retrieve", retrieved),
-        ("pages/transform.py", "4 · Transform & curate", transformed),
-        ("pages/compare.py", "5 · Compare", compared),
-        ("pages/finetune.py", "6 · Fine-tune", trained),
-        ("pages/evaluate.py", "7 · Evaluate", evaluated),
-        ("pages/export.py", "8 · Export", False),
+        ("app_pages/task.py", "1 · Task", record is not None),
+        ("app_pages/datastore.py", "2 · Datastore", store_ok),
+        ("app_pages/retrieve.py", "3 · Retrieve", retrieved),
+        ("app_pages/transform.py", "4 · Transform & curate", transformed),
+        ("app_pages/compare.py", "5 · Compare", compared),
+        ("app_pages/finetune.py", "6 · Fine-tune", trained),
+        ("app_pages/evaluate.py", "7 · Evaluate", evaluated),
+        ("app_pages/export.py", "8 · Export", False),
     ]
 
 

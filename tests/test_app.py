@@ -24,5 +24,5 @@ def test_shell_renders_default_page():
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders(page):
     at = _app().run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception

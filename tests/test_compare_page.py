@@ -78,7 +78,7 @@ def _app():
 
 def test_compare_page_shows_metrics_for_every_origin(home):
     at = _app().run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert not at.exception, at.exception
     frame = at.dataframe[0].value
     assert {"retrieved", "rebase", "direct", "self-guide"} <= set(frame.index)
@@ -95,13 +95,13 @@ def test_compare_page_empty_states(tmp_path, monkeypatch):
     monkeypatch.setenv("REBASE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("REBASE_EMBEDDER", "hash")
     at = _app().run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert not at.exception
     assert any("No task yet" in i.value for i in at.info)
     ws = Workspace(Settings(home=tmp_path / "home").workspace_db)
     ws.set_value("current_task", ws.save_task(TASK).id)
     at = _app().run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert not at.exception
     texts = [i.value for i in at.info]
     assert any("No ReBase pairs yet" in t for t in texts)
@@ -111,7 +111,7 @@ def test_compare_page_empty_states(tmp_path, monkeypatch):
 def test_launching_a_direct_run_creates_pairs(home):
     _, ws, rec = home
     at = _app().run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     next(w for w in at.number_input if w.label == "Pairs to make").set_value(3).run()
     at.button(key="cmp_launch").click().run()
     assert not at.exception, at.exception
@@ -169,7 +169,7 @@ def test_umap_is_computed_in_the_background_then_shown(home, monkeypatch):
 
     monkeypatch.setattr(projection_module, "_umap_2d", fake_umap)
     at = _app().run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert '"PCA of the inputs' in at.get("plotly_chart")[0].proto.spec
     at.segmented_control(key="cmp_map_method").set_value("umap").run()
     assert not at.exception, at.exception

@@ -103,7 +103,7 @@ def _open(page: str, secrets: dict | None = None) -> AppTest:
     for key, value in (secrets or {}).items():
         at.secrets[key] = value
     at.run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -76,10 +76,10 @@ def test_retrieve_page_runs_filters_and_selects(home):
     rec = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
     ws.set_value("current_task", rec.id)
     at = _app().run()
-    at.switch_page("pages/datastore.py").run()
+    at.switch_page("app_pages/datastore.py").run()
     assert not at.exception
     assert [m.value for m in at.metric][:4] == ["3", "3", "10", "20"]
-    at.switch_page("pages/retrieve.py").run()
+    at.switch_page("app_pages/retrieve.py").run()
     assert not at.exception
     next(b for b in at.get("form_submit_button") if b.label == "Retrieve").click().run()
     assert not at.exception, at.exception

@@ -65,7 +65,7 @@ def test_curation_flow(home):
     at = AppTest.from_file(APP, default_timeout=60)
     at.secrets["ANTHROPIC_API_KEY"] = ""
     at.run()
-    at.switch_page("pages/transform.py").run()
+    at.switch_page("app_pages/transform.py").run()
     assert not at.exception, at.exception
     _click(at, "Transform 6 rows")
     job = _wait_for_job(home)

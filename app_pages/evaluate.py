@@ -133,7 +133,7 @@ with st.form("ev_form"):
 if not done_runs:
     st.caption("No finished run for this task yet: the untrained student can be scored already.")
     st.page_link(
-        "pages/finetune.py", label="Go to the Fine-tune page", icon=":material/model_training:"
+        "app_pages/finetune.py", label="Go to the Fine-tune page", icon=":material/model_training:"
     )
 
 if go_eval and test_path is not None:
@@ -322,5 +322,5 @@ else:
         st.caption(f"Both answers in {answers['seconds']:.1f} s (greedy decoding).")
 
 st.page_link(
-    "pages/export.py", label="Next: export the data and the model", icon=":material/arrow_forward:"
+    "app_pages/export.py", label="Next: export the data and the model", icon=":material/arrow_forward:"
 )

@@ -63,7 +63,7 @@ licenses: dict[str, str] = {}
 if not all_pairs:
     st.info("No pairs for this task yet: transform retrieved rows and curate them first.")
     st.page_link(
-        "pages/transform.py",
+        "app_pages/transform.py",
         label="Go to the Transform & curate page",
         icon=":material/auto_fix_high:",
     )
@@ -151,7 +151,7 @@ st.subheader("Trained model")
 if not done_runs:
     st.info("No finished training run yet.")
     st.page_link(
-        "pages/finetune.py", label="Go to the Fine-tune page", icon=":material/model_training:"
+        "app_pages/finetune.py", label="Go to the Fine-tune page", icon=":material/model_training:"
     )
 else:
     ordered = sorted(done_runs, key=lambda r: r.task_name != task.name)  # this task's first

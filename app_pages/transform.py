@@ -37,7 +37,7 @@ runs = ws.retrieval_runs(record.id)
 if not runs:
     st.info("Retrieve rows for this task first: they are what the LLM rewrites.")
     st.page_link(
-        "pages/retrieve.py", label="Go to the Retrieve page", icon=":material/travel_explore:"
+        "app_pages/retrieve.py", label="Go to the Retrieve page", icon=":material/travel_explore:"
     )
     st.stop()
 
@@ -568,7 +568,7 @@ if label_counts or warnings:
             )
 
 st.page_link(
-    "pages/compare.py",
+    "app_pages/compare.py",
     label="Next: compare with synthetic baselines",
     icon=":material/arrow_forward:",
 )

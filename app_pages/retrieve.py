@@ -20,7 +20,7 @@ ws = ui.get_workspace()
 store_path = str(settings.default_store)
 if not ui.store_exists(store_path):
     st.info("There is no datastore yet: build or open one first.")
-    st.page_link("pages/datastore.py", label="Go to the Datastore page", icon=":material/database:")
+    st.page_link("app_pages/datastore.py", label="Go to the Datastore page", icon=":material/database:")
     st.stop()
 store = ui.get_datastore(store_path)
 task = record.task
@@ -349,7 +349,7 @@ with right:
         )
 
 st.page_link(
-    "pages/transform.py",
+    "app_pages/transform.py",
     label="Next: transform the kept rows into training pairs",
     icon=":material/arrow_forward:",
 )

@@ -219,7 +219,7 @@ if submitted:
 
 if ui.store_exists(store_path):
     st.page_link(
-        "pages/retrieve.py",
+        "app_pages/retrieve.py",
         label="Next: retrieve rows for your task",
         icon=":material/arrow_forward:",
     )

@@ -255,7 +255,7 @@ if not rebase_pairs:
         "compare them with the baselines."
     )
     st.page_link(
-        "pages/transform.py", label="Go to Transform & curate", icon=":material/auto_fix_high:"
+        "app_pages/transform.py", label="Go to Transform & curate", icon=":material/auto_fix_high:"
     )
 
 chosen_runs: dict[str, int] = {}
@@ -447,7 +447,7 @@ if chosen:
     st.session_state["curate_ids"] = pair_ids
     if pair_ids:
         st.page_link(
-            "pages/transform.py",
+            "app_pages/transform.py",
             label=f"Curate these {len(pair_ids):,} pairs",
             icon=":material/rule:",
         )

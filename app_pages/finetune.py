@@ -43,7 +43,7 @@ if not all_pairs and not task_runs:
         "accept the good ones: they are what the student learns from."
     )
     st.page_link(
-        "pages/transform.py",
+        "app_pages/transform.py",
         label="Go to the Transform & curate page",
         icon=":material/auto_fix_high:",
     )
@@ -410,7 +410,7 @@ def monitor(name: str) -> None:
 monitor(run_name)
 
 st.page_link(
-    "pages/evaluate.py",
+    "app_pages/evaluate.py",
     label="Next: evaluate the runs against the untrained student",
     icon=":material/arrow_forward:",
 )
