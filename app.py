@@ -26,13 +26,23 @@ st.set_page_config(page_title="ReBase Studio", page_icon=":material/hub:", layou
 
 PAGES = [
     st.Page(
-        "app_pages/task.py", title="Task", icon=":material/edit_note:", url_path="task", default=True
+        "app_pages/task.py",
+        title="Task",
+        icon=":material/edit_note:",
+        url_path="task",
+        default=True,
     ),
     st.Page(
-        "app_pages/datastore.py", title="Datastore", icon=":material/database:", url_path="datastore"
+        "app_pages/datastore.py",
+        title="Datastore",
+        icon=":material/database:",
+        url_path="datastore",
     ),
     st.Page(
-        "app_pages/retrieve.py", title="Retrieve", icon=":material/travel_explore:", url_path="retrieve"
+        "app_pages/retrieve.py",
+        title="Retrieve",
+        icon=":material/travel_explore:",
+        url_path="retrieve",
     ),
     st.Page(
         "app_pages/transform.py",
@@ -48,7 +58,10 @@ PAGES = [
         url_path="finetune",
     ),
     st.Page(
-        "app_pages/evaluate.py", title="Evaluate", icon=":material/leaderboard:", url_path="evaluate"
+        "app_pages/evaluate.py",
+        title="Evaluate",
+        icon=":material/leaderboard:",
+        url_path="evaluate",
     ),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:", url_path="export"),
 ]

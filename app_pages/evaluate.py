@@ -322,5 +322,7 @@ else:
         st.caption(f"Both answers in {answers['seconds']:.1f} s (greedy decoding).")
 
 st.page_link(
-    "app_pages/export.py", label="Next: export the data and the model", icon=":material/arrow_forward:"
+    "app_pages/export.py",
+    label="Next: export the data and the model",
+    icon=":material/arrow_forward:",
 )

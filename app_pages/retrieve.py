@@ -20,7 +20,9 @@ ws = ui.get_workspace()
 store_path = str(settings.default_store)
 if not ui.store_exists(store_path):
     st.info("There is no datastore yet: build or open one first.")
-    st.page_link("app_pages/datastore.py", label="Go to the Datastore page", icon=":material/database:")
+    st.page_link(
+        "app_pages/datastore.py", label="Go to the Datastore page", icon=":material/database:"
+    )
     st.stop()
 store = ui.get_datastore(store_path)
 task = record.task

@@ -217,4 +217,6 @@ if record is not None:
                 restored = ws.save_task(old, note=f"restored version {version}")
                 _load_into_editor(restored.task, f"{restored.id}-{restored.version}")
                 st.rerun()
-    st.page_link("app_pages/datastore.py", label="Next: the datastore", icon=":material/arrow_forward:")
+    st.page_link(
+        "app_pages/datastore.py", label="Next: the datastore", icon=":material/arrow_forward:"
+    )
