@@ -25,13 +25,10 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 st.set_page_config(page_title="ReBase Studio", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page(
-        "app_pages/task.py",
-        title="Task",
-        icon=":material/edit_note:",
-        url_path="task",
-        default=True,
-    ),
+    # The default page is served at "/" whatever its url_path, so the Task page (linked as
+    # /task) cannot be it: a small home page is.
+    st.Page("app_pages/home.py", title="Home", icon=":material/hub:", default=True),
+    st.Page("app_pages/task.py", title="Task", icon=":material/edit_note:", url_path="task"),
     st.Page(
         "app_pages/datastore.py",
         title="Datastore",

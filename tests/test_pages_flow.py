@@ -56,6 +56,7 @@ def _fill_and_save(at, name, instruction):
 
 def test_task_page_saves_a_validated_task(home):
     at = _app().run()
+    at.switch_page("app_pages/task.py").run()
     _fill_and_save(at, "pets", "Say which animal the sentence is about.")
     # No example filled in: a clear validation message, nothing saved.
     assert at.error and "no examples" in at.error[0].value

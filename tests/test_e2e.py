@@ -1,0 +1,385 @@
+"""The whole flow in a real browser: Streamlit served headless, driven by Playwright in Debian's
+Chromium, on a fixture datastore, a scripted teacher (a loopback server speaking the OpenAI wire
+format, so the real SDK path runs) and a tiny student.
+
+Task (preset + a pasted example) -> Datastore -> Retrieve (+ filter) -> Transform (edit, accept,
+bulk reject, undo, refresh) -> Compare (a direct baseline, the map) -> Fine-tune (a tiny run) ->
+Evaluate -> Export (the downloaded file's contents). Every page is screenshotted into
+assets/screenshots/, which the README shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rebase_core.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = PROJECT_ROOT / "assets" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LABELS = ["entailment", "neutral", "contradiction"]
+EDITED = "contradiction (checked by hand)"
+
+
+# ----------------------------------------------------------------------------- the scripted teacher
+
+
+def teacher_reply(prompt: str) -> str:
+    """What a sensible teacher would answer, built from the prompt (deterministic)."""
+    rng = random.Random(prompt)
+    if "Below is one row from a different dataset, as JSON:" in prompt:
+        row = json.loads(prompt.split("as JSON:\n", 1)[1].split("\n", 1)[0])
+        text = next(iter(row.values()))
+        other = list(row.values())[1] if len(row) > 1 else "Something happens."
+        return json.dumps(
+            {"input": f"Premise: {text}\nHypothesis: {other}", "output": rng.choice(LABELS)}
+        )
+    if '"examples":' in prompt:  # direct synthesis asks for a batch
+        count = int(re.search(r"Write (\d+) new examples", prompt).group(1))
+        subjects = ["A farmer", "The pilot", "Two students", "A nurse", "The band", "A child"]
+        actions = ["waters the plants", "lands the plane", "study for a test", "checks a chart"]
+        items = []
+        for _ in range(count):
+            subject, action = rng.choice(subjects), rng.choice(actions)
+            items.append(
+                {
+                    "input": f"Premise: {subject} {action} at {rng.randint(1, 12)} o'clock.\n"
+                    f"Hypothesis: {subject} is busy.",
+                    "output": rng.choice(LABELS),
+                }
+            )
+        return json.dumps({"examples": items})
+    if "Answer with one word" in prompt:
+        return "Yes"
+    return "ok"
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    sys.path.insert(0, str(Path(__file__).parent))
+    from llm_servers import LoopbackServer, Reply, last_user_text, openai_chat
+
+    def responder(seen):
+        return Reply(body=openai_chat(teacher_reply(last_user_text(seen)), model="e2e-teacher"))
+
+    with LoopbackServer(responder) as server:
+        yield server
+
+
+# ----------------------------------------------------------------------------- the app under test
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, teacher):
+    """The fixture world and a `streamlit run app.py` serving it on a free port."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from e2e_fixture import prepare
+
+    root = tmp_path_factory.mktemp("e2e")
+    world = prepare(root)
+    port = _free_port()
+    env = dict(
+        os.environ,
+        REBASE_HOME=str(world["home"]),
+        REBASE_EMBEDDER="hash",
+        REBASE_LLM="openai:e2e-teacher",
+        OPENAI_BASE_URL=f"{teacher.url}/v1",
+        REBASE_AUTOBUILD="0",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    log = (root / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {(root / 'streamlit.log').read_text()[-2000:]}")
+    yield {"url": url, **world}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    if CHROMIUM is None:
+        pytest.fail(
+            "Chromium is not installed: `apt-get install -y chromium` (scripts/setup.sh dev "
+            "does it), then run the tests again."
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, accept_downloads=True
+        )
+        yield context.new_page()
+        browser.close()
+
+
+# ----------------------------------------------------------------------------- driving helpers
+
+
+def settle(page, quiet_s: float = 0.8, timeout_s: float = 90.0) -> None:
+    """Wait until the script run is over (no running indicator for `quiet_s`); no exception."""
+    deadline = time.time() + timeout_s
+    quiet_since = None
+    while time.time() < deadline:
+        if page.locator("[data-testid='stStatusWidget']").count():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since >= quiet_s:
+            break
+        time.sleep(0.1)
+    errors = page.locator("[data-testid='stException']")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def visit(page, app, path: str) -> None:
+    page.goto(f"{app['url']}/{path}")
+    page.wait_for_selector("[data-testid='stMain']", timeout=60_000)
+    settle(page, 1.5)
+
+
+def wait_text(page, pattern: str, timeout_s: float = 120.0) -> str:
+    deadline = time.time() + timeout_s
+    regex = re.compile(pattern)
+    while time.time() < deadline:
+        found = page.get_by_text(regex)
+        if found.count():
+            return found.first.inner_text()
+        time.sleep(0.3)
+    raise AssertionError(f"never saw {pattern!r} on the page")
+
+
+def button(scope, label):
+    """The button whose text has `label` as a line (icons and shortcut hints are other lines)."""
+    for candidate in scope.get_by_role("button").all():
+        lines = [x.strip() for x in candidate.inner_text().split("\n") if x.strip()]
+        if any(
+            (label.fullmatch(x) if isinstance(label, re.Pattern) else x == label) for x in lines
+        ):
+            return candidate
+    raise AssertionError(f"no button {label!r}")
+
+
+def shot(page, name: str, heading: str | None = None) -> None:
+    """Screenshot the viewport, scrolled to `heading` when given (the part worth showing)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    if heading:
+        page.get_by_role("heading", name=heading).first.evaluate(
+            "e => e.scrollIntoView({block: 'start'})"
+        )
+        time.sleep(0.5)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def counts_of_reviewed(page) -> tuple[int, int]:
+    done, total = re.search(r"Reviewed (\d+) of (\d+) pairs", wait_text(page, r"Reviewed")).groups()
+    return int(done), int(total)
+
+
+# ----------------------------------------------------------------------------- the flow
+
+
+def test_whole_flow_in_a_browser(app, page, tmp_path):
+    # 1. Task: start from a preset, add an example, save.
+    visit(page, app, "task")
+    page.get_by_role("combobox", name="Start from a preset (held-out evaluation tasks)").click()
+    page.keyboard.type("nli")
+    page.get_by_role("option", name="nli", exact=True).click()
+    settle(page)
+    button(page, "Load preset").click()
+    settle(page)
+    page.get_by_text("Paste many examples at once").click()
+    paste = page.get_by_label("Examples to add")
+    paste.fill(
+        json.dumps(
+            {
+                "input": "Premise: A chef cooks pasta.\nHypothesis: Someone cooks.",
+                "output": "entailment",
+            }
+        )
+    )
+    paste.blur()
+    settle(page)
+    button(page, "Add pasted examples").click()
+    settle(page)
+    button(page, "Save task").click()
+    settle(page)
+    assert "Current task: nli" in wait_text(page, r"Current task: nli")
+    assert "4 example(s)" in wait_text(page, r"Current task: nli")
+    visit(page, app, "task")
+    shot(page, "1-task")
+
+    # 2. Datastore: the fixture store is open and described.
+    visit(page, app, "datastore")
+    metrics = page.locator("[data-testid='stMetricValue']").all_inner_texts()
+    assert metrics[:4] == ["3", "3", "15", "38"]
+    shot(page, "2-datastore")
+
+    # 3. Retrieve, then filter by keyword (the filter lands in the URL).
+    visit(page, app, "retrieve")
+    button(page, "Retrieve").click()
+    settle(page)
+    assert wait_text(page, r"Showing \d+ of \d+ rows").startswith("Showing 15 of 15 rows")
+    shot(page, "3-retrieve")
+    search = page.get_by_label("Keyword search")
+    search.fill("dog")
+    search.press("Enter")
+    settle(page)
+    assert wait_text(page, r"Showing \d+ of \d+ rows").startswith("Showing 1 of 15 rows")
+    assert "rv_q=dog" in page.url
+
+    # 4. Transform with the scripted teacher, then curate.
+    visit(page, app, "transform")
+    button(page, re.compile(r"Transform \d+ rows")).click()
+    settle(page)
+    assert "15 new pairs" in wait_text(page, r"Transforming rows: done")
+    visit(page, app, "transform")
+    assert counts_of_reviewed(page) == (0, 15)
+    output = page.get_by_label("Output")
+    output.fill(EDITED)
+    output.blur()
+    settle(page)
+    button(page, "Accept").click()  # saves the edit: status "edited"
+    settle(page)
+    button(page, "Accept").click()
+    settle(page)
+    assert counts_of_reviewed(page) == (2, 15)
+    button(page, re.compile(r"Reject all \d+")).click()
+    settle(page)
+    button(page.get_by_role("dialog"), re.compile(r"Mark 13 as rejected")).click()
+    settle(page)
+    assert counts_of_reviewed(page) == (15, 15)
+    button(page, re.compile(r"Undo rejected.*")).click()
+    settle(page)
+    assert counts_of_reviewed(page) == (2, 15)
+    page.reload()  # a refresh mid-flow loses nothing
+    settle(page, 1.5)
+    assert counts_of_reviewed(page) == (2, 15)
+    assert "edited (1)" in page.get_by_text("edited (").first.inner_text()
+    visit(page, app, "transform")
+    shot(page, "4-transform")
+
+    # 5. Compare: a direct baseline with the same teacher, then the map.
+    visit(page, app, "compare")
+    pairs = page.get_by_label("Pairs to make")
+    pairs.fill("10")
+    pairs.press("Enter")
+    settle(page)
+    button(page, re.compile(r"Make 10 direct pairs")).click()
+    settle(page)
+    wait_text(page, r"Last baseline run \(direct\): done|Baseline run \(direct\): done")
+    visit(page, app, "compare")
+    shot(page, "5-compare")
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 1
+    main = page.inner_text("[data-testid='stMain']")
+    assert "direct" in main.lower()
+
+    # 6. Fine-tune the tiny student on the curated ReBase pairs (1 edited + 1 accepted).
+    visit(page, app, "finetune")
+    student = page.get_by_role("textbox", name="Student")
+    student.fill(str(app["student"]))
+    student.blur()
+    settle(page)
+    button(page, "Review and launch").click()
+    settle(page)
+    button(page.get_by_role("dialog"), "Start training").click()
+    settle(page)
+    wait_text(page, r"· done$", timeout_s=300)
+    shot(page, "6-finetune", heading="Runs")
+    run_name = wait_text(page, r"· done$").split(" · ")[0]
+
+    # 7. Evaluate the untrained and the trained student on a held-out file.
+    visit(page, app, "evaluate")
+    page.get_by_role("combobox", name="Test set").click()
+    page.get_by_role("option", name="A JSONL file on this machine…").click()
+    settle(page)
+    path_box = page.get_by_label("Path of a JSONL file")
+    path_box.fill(str(app["test"]))
+    path_box.press("Enter")
+    settle(page)
+    untrained = page.get_by_role("textbox", name="Untrained student")
+    untrained.fill(str(app["student"]))
+    untrained.blur()
+    button(page, "Evaluate").click()
+    settle(page)
+    for _ in range(3):  # zero-shot, few-shot, the trained run
+        wait_text(page, r"Evaluating .*: done", timeout_s=300)
+    visit(page, app, "evaluate")
+    main = page.inner_text("[data-testid='stMain']")
+    assert run_name in main or "ReBase" in main
+    shot(page, "7-evaluate", heading="Results")
+
+    # 8. Export the curated pairs and check the downloaded file.
+    visit(page, app, "export")
+    with page.expect_download() as download:
+        button(page, re.compile(r"Download \d+ pairs \(.*\)")).click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == 2
+    assert {r["status"] for r in records} == {"accepted", "edited"}
+    assert any(r["output"] == EDITED and r["status"] == "edited" for r in records)
+    shot(page, "8-export")
+
+    # The overview knows what is done.
+    visit(page, app, "")
+    shot(page, "0-home")
+    assert page.get_by_text("to do").count() <= 2
