@@ -419,6 +419,15 @@ def _open_hub_table(shard: Shard, notes: list[str]) -> tuple[_Table, list[str]]:
     return _Table(split, splits.get(split), labels, reason, None, stream=stream), notes
 
 
+def _is_number(text: str) -> bool:
+    """A plain number ("3", "-2.5e3"); lists such as "[1, 2]" are text (list tasks use them)."""
+    try:
+        float(text.replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
 def stride_indices(n_rows: int, rows_per_config: int) -> list[int]:
     """Keep every m-th row, m = max(1, n // R), at most R rows (method.md §1).
 
@@ -508,7 +517,7 @@ def sample_shard(
         notes.append(f"kept the first {max_columns} columns; dropped {len(dropped_columns)}")
     if not rows:
         return skipped("skipped (no non-empty cells)")
-    if not any(any(ch.isalpha() for ch in text) for _, c in rows for text in c.values()):
+    if all(_is_number(text) for _, c in rows for text in c.values()):
         return skipped("skipped (no text columns: every cell is a number or empty)")
     return SampledShard(shard, tuple(rows), table.split, table.n_rows, tuple(notes))
 

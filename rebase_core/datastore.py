@@ -369,9 +369,15 @@ class _Writer:
             self.chroma.delete_cells_from(self.n_cells)
 
     def done_shards(self) -> dict[tuple[str, str], str]:
+        """Shards a build need not touch again: every built one, and skipped Hub configs.
+
+        Skipped local and bundled configs are tried again (cheap), so a rule that changed, a
+        fixed file or a larger size cap takes effect on the next build.
+        """
         rows = self.conn.execute(
             "SELECT d.name, s.config, s.params FROM shards s "
-            "JOIN datasets d ON d.idx = s.dataset_idx"
+            "JOIN datasets d ON d.idx = s.dataset_idx "
+            "WHERE s.skipped = '' OR s.source LIKE 'hf:%'"
         ).fetchall()
         return {(name, config): params for name, config, params in rows}
 

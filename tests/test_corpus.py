@@ -165,3 +165,12 @@ def test_hub_path_streams_a_local_dataset_repo(tmp_path, settings):
     sample = sample_shard(shards[0], rows_per_config=3)
     assert len(sample.rows) == 3
     assert sample.rows[0][1] == {"q": "q0", "a.t": "a0"}
+
+
+def test_lists_of_numbers_are_text_but_plain_numbers_are_not(tmp_path, settings):
+    lists = _jsonl(
+        tmp_path / "list_functions.jsonl", [{"input": "[3, 1, 2]", "target": "[1, 2, 3]"}]
+    )
+    assert not sample_shard(list_shards(str(lists), settings)[0]).skipped
+    plain = _jsonl(tmp_path / "readings.jsonl", [{"a": 1.5, "b": "-2,000"}, {"a": 3, "b": "1e3"}])
+    assert "no text columns" in sample_shard(list_shards(str(plain), settings)[0]).skipped

@@ -224,3 +224,25 @@ def test_cli_build_stats_and_exit_codes(tmp_path, corpus):
         "datastore", "stats", "--store", str(tmp_path / "none"), env_home=tmp_path / "home"
     )
     assert nostore.returncode == 2 and "No datastore" in nostore.stderr
+
+
+def test_skipped_configs_are_tried_again_and_can_join_later(tmp_path, settings, corpus):
+    store_dir = tmp_path / "store"
+    build_datastore(store_dir, corpus[:1], settings, embedder=HashingEmbedder())
+    multi = tmp_path / "multi"
+    (multi / "one").mkdir(parents=True)
+    (multi / "two").mkdir(parents=True)
+    import shutil
+
+    import datasets
+
+    datasets.Dataset.from_dict({"n": [1, 2]}).save_to_disk(str(multi / "one"))
+    datasets.Dataset.from_dict({"t": ["some text"]}).save_to_disk(str(multi / "two"))
+    report = build_datastore(store_dir, [str(multi)], settings, embedder=HashingEmbedder())
+    assert (report.shards_built, report.shards_skipped) == (1, 1)
+    # The numeric config gets text later: the next build picks it up; the built one is not redone.
+    datasets.Dataset.from_dict({"n": ["now words"]}).save_to_disk(str(multi / "one") + "_tmp")
+    shutil.rmtree(multi / "one")
+    (multi / "one_tmp").rename(multi / "one")
+    again = build_datastore(store_dir, [str(multi)], settings, embedder=HashingEmbedder())
+    assert (again.shards_built, again.shards_skipped, again.shards_already_done) == (1, 0, 1)
