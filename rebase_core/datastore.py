@@ -49,14 +49,15 @@ from rebase_core.store import (
     ChromaCellIndex,
     ChromaIndex,
     ExactIndex,
-    cell_hash,
     make_client,
+    text_hash,
 )
 from rebase_core.types import DatasetInfo, Progress, ProgressFn, Row, no_progress
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"
+# 2: Chroma holds one record per distinct cell text (1 had one per cell).
+FORMAT_VERSION = "2"
 # The bundled default: sized so the build takes about 20 minutes on the 2-core machine
 # (see the datastore note: rows and cells counted there).
 BUNDLED_ROWS_PER_CONFIG = 100
@@ -331,6 +332,7 @@ class _Writer:
         self.chroma = _open_chroma(store, settings)
         self.embedder = embedder
         self.n_cells, self.n_rows = _committed_counts(self.conn)
+        self._known = _KnownTexts()
         self._repair_after_crash()
 
     def _check_meta(self, embedder: Embedder) -> None:
@@ -347,6 +349,12 @@ class _Writer:
                 ],
             )
             return
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise StoreError(
+                f"{self.store} was built by an older version (format "
+                f"{meta.get('format_version')}, now {FORMAT_VERSION}); build a new store (delete "
+                "the folder or choose another --store)."
+            )
         if meta.get("embedder") != embedder.name or int(meta.get("dim", 0)) != embedder.dim:
             raise StoreError(
                 f"{self.store} was built with the {meta.get('embedder')!r} embedder "
@@ -355,8 +363,21 @@ class _Writer:
             )
 
     def _repair_after_crash(self) -> None:
-        """Cut sidecars and Chroma back to what SQLite says was committed."""
+        """Cut sidecars and Chroma back to what SQLite says was committed.
+
+        Chroma records are per distinct text: a crashed shard may have added texts no committed
+        cell holds; those (read from the uncommitted tail of cell_ids) are deleted.
+        """
         width = {"vectors.f32": self.embedder.dim}
+        ids_path = self.store / "cell_ids.u64"
+        if ids_path.exists():
+            all_ids = np.fromfile(ids_path, dtype=np.uint64)
+            self._known.add(all_ids[: self.n_cells])
+            tail = np.unique(all_ids[self.n_cells :])
+            orphans = tail[~self._known.contains(tail)]
+            if len(orphans):
+                logger.warning("dropping %d Chroma records of an unfinished shard", len(orphans))
+                self.chroma.delete_cells(orphans)
         for name, dtype in _SIDECARS.items():
             path = self.store / name
             committed = self.n_rows if name.startswith("row_") else self.n_cells
@@ -365,8 +386,6 @@ class _Writer:
                 logger.warning("%s: dropping %d uncommitted entries", name, have - committed)
                 with path.open("r+b") as fh:
                     fh.truncate(committed * np.dtype(dtype).itemsize * width.get(name, 1))
-        if self.chroma.count() > self.n_cells:
-            self.chroma.delete_cells_from(self.n_cells)
 
     def done_shards(self) -> dict[tuple[str, str], str]:
         """Shards a build need not touch again: every built one, and skipped Hub configs.
@@ -424,13 +443,7 @@ class _Writer:
         n_new_cells = len(prepared.texts)
         cell_start, row_start = self.n_cells, self.n_rows
         if n_new_cells:
-            ids = np.asarray(
-                [
-                    cell_hash(shard.dataset, shard.config, sample.rows[r][0], col)
-                    for r, col in zip(prepared.row_of_cell.tolist(), prepared.columns, strict=True)
-                ],
-                dtype=np.uint64,
-            )
+            ids = np.asarray([text_hash(t) for t in prepared.texts], dtype=np.uint64)
             starts = np.zeros(len(sample.rows), dtype=np.int64)
             counts = np.bincount(prepared.row_of_cell, minlength=len(sample.rows))
             starts[1:] = np.cumsum(counts)[:-1]
@@ -438,19 +451,19 @@ class _Writer:
             self._append("cell_ids.u64", ids)
             self._append("row_start.i64", starts + cell_start)
             self._append("row_dataset.i32", np.full(len(sample.rows), dataset_idx, dtype=np.int32))
+            # One Chroma record per text not seen before, with the cell where it first appears.
+            _, first = np.unique(ids, return_index=True)
+            first = np.sort(first[~self._known.contains(ids[first])])
             metadatas = [
                 {
                     "dataset": shard.dataset,
                     "config": shard.config,
-                    "row_id": sample.rows[r][0],
-                    "column": col,
-                    "i": cell_start + k,
+                    "row_id": sample.rows[int(prepared.row_of_cell[k])][0],
+                    "column": prepared.columns[k],
                 }
-                for k, (r, col) in enumerate(
-                    zip(prepared.row_of_cell.tolist(), prepared.columns, strict=True)
-                )
+                for k in first.tolist()
             ]
-            self.chroma.add_cells(ids, prepared.vectors, metadatas, prepared.texts)
+            self.chroma.add_cells(ids[first], prepared.vectors[first], metadatas)
         n_rows = len(sample.rows) if n_new_cells else 0
         now = datetime.now(UTC).isoformat(timespec="seconds")
         self.conn.execute("BEGIN")
@@ -493,12 +506,43 @@ class _Writer:
             raise
         self.n_cells += n_new_cells
         self.n_rows += n_rows
+        if n_new_cells:
+            self._known.add(ids)
         return ShardOutcome(
             shard.dataset, shard.config, n_rows, n_new_cells, sample.skipped, sample.notes
         )
 
     def close(self) -> None:
         self.conn.close()
+
+
+class _KnownTexts:
+    """The text ids already in the store: a sorted array plus a small set of recent additions
+    (merged in batches, so a build over millions of cells never re-sorts per shard)."""
+
+    def __init__(self) -> None:
+        self._sorted = np.zeros(0, dtype=np.uint64)
+        self._recent: set[int] = set()
+
+    def add(self, ids: np.ndarray) -> None:
+        unique = np.unique(ids)
+        if len(unique) > 50_000:  # a whole store at start-up: merge at once
+            self._sorted = np.union1d(self._sorted, unique)
+            return
+        self._recent.update(int(i) for i in unique)
+        if len(self._recent) > 200_000:
+            merged = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
+            self._sorted = np.union1d(self._sorted, merged)
+            self._recent.clear()
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(ids), dtype=bool)
+        if len(self._sorted):
+            at = np.minimum(np.searchsorted(self._sorted, ids), len(self._sorted) - 1)
+            found = self._sorted[at] == ids
+        if self._recent:
+            found |= np.fromiter((int(i) in self._recent for i in ids), dtype=bool, count=len(ids))
+        return found
 
 
 def _committed_counts(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -659,6 +703,12 @@ class Datastore:
             )
         self.conn = _connect(self.path / "store.sqlite")
         meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        if meta and meta.get("format_version") != FORMAT_VERSION:
+            raise StoreError(
+                f"{self.path} was built by an older version (format "
+                f"{meta.get('format_version')}, now {FORMAT_VERSION}); build it again into a "
+                "new folder (or delete this one)."
+            )
         self.embedder_name = meta.get("embedder", "")
         self.dim = int(meta.get("dim", 0))
         self.n_cells, self.n_rows = _committed_counts(self.conn)

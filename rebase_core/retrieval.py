@@ -160,11 +160,24 @@ def _score_rows(store: Datastore, rows: np.ndarray, q: np.ndarray) -> _Scores:
         empty = np.zeros(0, dtype=np.float32)
         return _Scores(rows, empty, empty, rows, rows)
     starts = store.row_start[rows]
-    lengths = store.row_end[rows] - starts
+    ends = store.row_end[rows]
+    lengths = ends - starts
     offsets = np.zeros(len(rows), dtype=np.int64)
     offsets[1:] = np.cumsum(lengths)[:-1]
-    cells = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
-    sims = np.asarray(store.vectors[cells] @ q, dtype=np.float32)
+    # Runs of consecutive rows have consecutive cells: multiply slices of the vectors in place
+    # (whole datasets in the bound check) instead of gathering a copy of every cell.
+    run_starts = np.flatnonzero(np.diff(rows, prepend=-2) != 1)
+    if len(run_starts) * 16 < len(rows):
+        run_ends = np.append(run_starts[1:], len(rows))
+        sims = np.concatenate(
+            [
+                store.vectors[starts[a] : ends[b - 1]] @ q
+                for a, b in zip(run_starts, run_ends, strict=True)
+            ]
+        ).astype(np.float32, copy=False)
+    else:
+        cells = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+        sims = np.asarray(store.vectors[cells] @ q, dtype=np.float32)
     s_in, arg_in = _segment_argmax(np.ascontiguousarray(sims[:, 0]), offsets)
     s_out, arg_out = _segment_argmax(np.ascontiguousarray(sims[:, 1]), offsets)
     return _Scores(rows, s_in, s_out, arg_in, arg_out)
@@ -385,17 +398,16 @@ def _index_candidates(
 ) -> tuple[_Scores, int, list[str]]:
     """Candidates from the ANN index, rescored exactly, plus the datasets the bound flags."""
     index = store.cell_index("chroma")
-    depth = min(store.n_cells, options.candidates or max(4 * options.top_k, 2000))
+    depth = min(index.size, options.candidates or max(4 * options.top_k, 2000))
+    # Asking for every distinct vector the index holds returns every cell: nothing is unseen.
+    complete = depth >= index.size
     thresholds = []
     cells = []
-    for side, vec in ((0, tv.m_in), (1, tv.m_out)):
+    for vec in (tv.m_in, tv.m_out):
         norm = float(np.linalg.norm(vec))
         positions, cos = index.nearest(vec / (norm or 1.0), depth)
         cells.append(positions)
-        # Fewer than `depth` answers means the index returned every cell: nothing is unseen.
-        complete = len(positions) < depth or depth >= store.n_cells
         thresholds.append(-np.inf if complete or not len(cos) else norm * float(cos[-1]) + _EPS)
-        del side
     cand_cells = np.unique(np.concatenate(cells))
     cand_rows = np.unique(np.searchsorted(store.row_start, cand_cells, side="right") - 1)
     cand_rows = cand_rows[selector.allowed(cand_rows)]

@@ -51,7 +51,9 @@ def test_build_stores_cells_rows_and_descriptions(tmp_path, settings, corpus):
     assert (info["finance"].n_rows, info["finance"].n_cells) == (3, 9)
     row = store.rows([store.find_row("sport", "default", "2")])[0]
     assert row.cells == {"text": "The striker scored twice", "label": "sport", "meta.n": "2"}
-    assert store.chroma.count() == 27 and store.chroma.descriptions.count() == 3
+    # One Chroma record per distinct cell text (labels and small numbers repeat).
+    texts = {t for r in store.rows(range(store.n_rows)) for t in r.cells.values()}
+    assert store.chroma.count() == len(texts) == 15 and store.chroma.descriptions.count() == 3
     stats = store.stats().to_json_dict()
     assert {k: stats[k] for k in ("datasets", "configs", "rows", "cells")} == {
         "datasets": 3,
@@ -70,11 +72,26 @@ def test_building_twice_adds_nothing_and_new_sources_extend(tmp_path, settings, 
     more = build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder())
     assert (more.shards_built, more.shards_already_done) == (1, 2)
     store = open_datastore(store_dir, settings)
-    assert store.n_cells == 27 and store.chroma.count() == 27
+    assert store.n_cells == 27 and store.chroma.count() == 15
+
+
+class _DiesOnRows:
+    """A SQLite connection that dies when a shard's rows are about to be committed."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def execute(self, sql, *args):
+        if sql.startswith("INSERT INTO rows"):
+            raise KeyboardInterrupt  # the process is killed mid-shard
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
 
 
 def test_a_build_killed_half_way_resumes(tmp_path, settings, corpus, monkeypatch):
-    """A crash after the vectors and Chroma records of a shard were written, before its commit."""
+    """A crash after the sidecars and Chroma of a shard were written, before its commit."""
     from rebase_core import datastore
 
     store_dir = tmp_path / "store"
@@ -84,15 +101,7 @@ def test_a_build_killed_half_way_resumes(tmp_path, settings, corpus, monkeypatch
     def crashing_write(self, prepared, dataset_idx, params):
         calls["n"] += 1
         if calls["n"] == 2:
-            # Simulate the process dying mid-shard: sidecar and Chroma written, SQLite not.
-            self._append("vectors.f32", prepared.vectors)
-            self.chroma.add_cells(
-                np.arange(len(prepared.texts), dtype=np.uint64) + 10**9,
-                prepared.vectors,
-                [{"i": self.n_cells + k} for k in range(len(prepared.texts))],
-                prepared.texts,
-            )
-            raise KeyboardInterrupt
+            self.conn = _DiesOnRows(self.conn)
         return real_write(self, prepared, dataset_idx, params)
 
     monkeypatch.setattr(datastore._Writer, "write", crashing_write)
@@ -101,10 +110,11 @@ def test_a_build_killed_half_way_resumes(tmp_path, settings, corpus, monkeypatch
     monkeypatch.setattr(datastore._Writer, "write", real_write)
     half = open_datastore(store_dir, settings)
     assert half.n_cells == 9  # only the committed shard counts
+    assert half.chroma.count() > 6  # the dead shard's new texts reached Chroma
     report = build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder())
     assert (report.shards_built, report.shards_already_done) == (2, 1)
     store = open_datastore(store_dir, settings)
-    assert store.n_cells == 27 and store.chroma.count() == 27
+    assert store.n_cells == 27 and store.chroma.count() == 15
     assert (store_dir / "vectors.f32").stat().st_size == 27 * 256 * 4
     clean = tmp_path / "clean"
     build_datastore(clean, corpus, settings, embedder=HashingEmbedder())
@@ -120,13 +130,15 @@ def test_chroma_and_exact_indexes_return_the_same_neighbours(tmp_path, settings,
     emb = HashingEmbedder()
     for text in ["a cat and a dog", "interest rates at the bank", "who scored in the final"]:
         q = emb.embed([text])[0]
-        exact_ids, exact_sims = store.cell_index("exact").nearest(q, 5)
         ann_ids, ann_sims = store.cell_index("chroma").nearest(q, 5)
-        assert np.allclose(exact_sims, ann_sims, atol=1e-5)
-        # The same cells, except that ties at the cut-off may be broken differently.
-        cut = exact_sims[-1] + 1e-5
-        assert exact_sims[0] > cut
+        exact_ids, exact_sims = store.cell_index("exact").nearest(q, store.n_cells)
+        # Every cell holding one of the 5 nearest texts, with its similarity (ties at the
+        # cut-off aside, which either index may break differently).
+        cut = ann_sims[-1] + 1e-5
+        assert ann_sims[0] > cut
         assert set(exact_ids[exact_sims > cut]) == set(ann_ids[ann_sims > cut])
+        exact_by_id = dict(zip(exact_ids.tolist(), exact_sims.tolist(), strict=True))
+        assert all(abs(exact_by_id[i] - s) < 1e-5 for i, s in zip(ann_ids, ann_sims, strict=True))
 
 
 def test_embedder_mismatch_and_name_clash_are_clear_errors(tmp_path, settings, corpus):
