@@ -1,0 +1,186 @@
+"""The experiment: a small-scale reproduction of the paper's comparison on this CPU.
+
+    .venv/bin/python bench/distill.py [--tasks nli squad] [--pairs 200] [--test 300]
+
+For each held-out task (NLI: vitaminc 3-way; extractive QA: SQuAD v1.1 dev):
+1. build the same number of training pairs three ways, with the same local teacher
+   (Qwen2.5-Coder-1.5B-Instruct through llama.cpp) where a teacher is used:
+   - ReBase: retrieve from the default datastore, transform the best rows until N pairs exist;
+   - direct synthesis (prompt2model style) from the instruction and examples alone;
+   - SELF-GUIDE: the student (SmolLM2-135M-Instruct) writes and labels its own pairs;
+2. fine-tune the student (LoRA, the paper's defaults) on each set;
+3. evaluate the untrained student (zero- and few-shot) and the three trained students on the
+   first `--test` rows of the held-out test set, with bootstrap 95% intervals;
+and print the table with the time each stage took. Every stage is cached (LLM response cache,
+run folders, reports under bench/out/distill), so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rebase_core.bundled import heldout_sets
+from rebase_core.datastore import open_datastore
+from rebase_core.embed import get_embedder
+from rebase_core.evaluate import evaluate
+from rebase_core.finetune import TrainConfig, finetune
+from rebase_core.llm import ResponseCache, get_llm
+from rebase_core.retrieval import RetrievalOptions, retrieve
+from rebase_core.settings import Settings
+from rebase_core.synthesize import synthesize
+from rebase_core.task import load_task
+from rebase_core.transform import TransformConfig, transform
+from rebase_core.types import Pair
+
+OUT = ROOT / "bench" / "out" / "distill"
+TEACHER = "local:qwen2.5-coder-1.5b-instruct"
+STUDENT_LLM = "local:smollm2-135m-instruct"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def save_pairs(path: Path, pairs: list[Pair]) -> None:
+    path.write_text("".join(json.dumps(p.to_json_dict(), ensure_ascii=False) + "\n" for p in pairs))
+
+
+def load_pairs(path: Path) -> list[Pair] | None:
+    if not path.exists():
+        return None
+    return [Pair.from_json_dict(json.loads(line)) for line in path.read_text().splitlines()]
+
+
+def timed(times: dict[str, float], name: str):
+    class _Timer:
+        def __enter__(self) -> None:
+            self.start = time.perf_counter()
+
+        def __exit__(self, *exc: object) -> None:
+            times[name] = times.get(name, 0.0) + time.perf_counter() - self.start
+
+    return _Timer()
+
+
+def rebase_pairs(task, settings, n: int, cache, times) -> list[Pair]:
+    store = open_datastore(settings.default_store, settings)
+    embedder = get_embedder(store.embedder_name, settings.threads)
+    with timed(times, "retrieve"):
+        rows = retrieve(store, task, embedder, RetrievalOptions(top_k=3 * n)).rows
+    teacher = get_llm(TEACHER, settings)
+    pairs: list[Pair] = []
+    config = TransformConfig(temperature=0.7, max_tokens=400, concurrency=1)
+    with timed(times, "transform"):
+        for start in range(0, len(rows), n // 2):
+            chunk = list(rows[start : start + n // 2])
+            result = transform(
+                task, chunk, teacher, config, cache=cache, known_inputs=[p.input for p in pairs]
+            )
+            pairs += list(result.pairs)
+            log(
+                f"  rebase: {len(pairs)} pairs after {start + len(chunk)} rows "
+                f"(failures {result.failure_counts})"
+            )
+            if len(pairs) >= n:
+                break
+    return pairs[:n]
+
+
+def baseline_pairs(task, settings, method: str, n: int, cache, times) -> list[Pair]:
+    spec = TEACHER if method == "direct" else STUDENT_LLM
+    llm = get_llm(spec, settings)
+    with timed(times, method):
+        result = synthesize(task, llm, method, n, {"seed": 0, "concurrency": 1}, cache=cache)
+    log(f"  {method}: {len(result.pairs)} pairs (failures {dict(result.failure_counts)})")
+    return list(result.pairs)[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["nli", "squad"])
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--test", type=int, default=300)
+    args = parser.parse_args()
+    settings = Settings.from_mapping(os.environ)
+    cache = ResponseCache(settings.llm_cache_db)
+    heldout = {h.name: h for h in heldout_sets(settings)}
+    OUT.mkdir(parents=True, exist_ok=True)
+    table = []
+    for name in args.tasks:
+        times: dict[str, float] = {}
+        task = load_task(heldout[name].task_path)
+        folder = OUT / name
+        folder.mkdir(exist_ok=True)
+        # An even stride over the whole test set (SQuAD's file is grouped by article).
+        lines = heldout[name].test_path.read_text(encoding="utf-8").splitlines()
+        step = max(1, len(lines) // args.test)
+        test = folder / f"test{args.test}.jsonl"
+        test.write_text("\n".join(lines[::step][: args.test]) + "\n", encoding="utf-8")
+        log(
+            f"{name}: {args.pairs} pairs per method, {args.test} test rows ({heldout[name].metric})"
+        )
+        sets: dict[str, list[Pair]] = {}
+        for method in ("rebase", "direct", "self-guide"):
+            path = folder / f"{method}.jsonl"
+            pairs = load_pairs(path)
+            if pairs is None:
+                if method == "rebase":
+                    pairs = rebase_pairs(task, settings, args.pairs, cache, times)
+                else:
+                    pairs = baseline_pairs(task, settings, method, args.pairs, cache, times)
+                save_pairs(path, pairs)
+            sets[method] = pairs
+        models: dict[str, tuple[str, bool | None]] = {
+            "untrained zero-shot": ("smollm2-135m-instruct", False),
+            "untrained few-shot": ("smollm2-135m-instruct", True),
+        }
+        for method, pairs in sets.items():
+            if len(pairs) < 8:
+                log(f"  {method}: only {len(pairs)} pairs, not trained")
+                continue
+            run_dir = folder / f"run-{method}"
+            with timed(times, f"train {method}"):
+                finetune(task, pairs, run_dir, TrainConfig(max_seq_len=384), settings=settings)
+            models[f"{method} ({len(pairs)} pairs)"] = (str(run_dir), None)
+        for label, (model, shots) in models.items():
+            report_path = folder / f"eval-{label.split(' (')[0].replace(' ', '_')}.json"
+            if not report_path.exists():
+                with timed(times, f"eval {label}"):
+                    evaluate(
+                        task,
+                        model,
+                        test,
+                        settings=settings,
+                        limit=args.test,
+                        few_shot=shots,
+                        out=report_path,
+                    )
+            report = json.loads(report_path.read_text())
+            table.append(
+                (name, label, report["metric"], report["score"], report["ci95"], report["n"])
+            )
+            log(
+                f"  {label}: {report['metric']} {report['score']:.3f} "
+                f"[{report['ci95'][0]:.3f}, {report['ci95'][1]:.3f}] on {report['n']} rows"
+            )
+        (folder / "times.json").write_text(json.dumps(times, indent=2))
+        log(f"{name} stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    print("\ntask   model                          metric        score   95% CI           n")
+    for name, label, metric, score, ci, n in table:
+        print(f"{name:6} {label:30} {metric:12} {score:6.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]  {n}")
+    (OUT / "results.json").write_text(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()
