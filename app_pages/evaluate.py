@@ -20,7 +20,8 @@ from rebase_core.evaluate import (
     load_test_set,
     stored_reports,
 )
-from rebase_core.finetune import DEFAULT_STUDENT, list_runs, load_student, read_records
+from rebase_core.finetune import DEFAULT_STUDENT, list_runs, load_student
+from rebase_core.jsonl import read_jsonl
 
 settings = ui.get_settings()
 st.title("Evaluate")
@@ -262,7 +263,7 @@ else:
         if not path.exists():
             st.caption(f"The predictions file {path} is gone.")
         else:
-            examples = pd.DataFrame(read_records(path))
+            examples = pd.DataFrame(read_jsonl(path))
             if "correct" in examples and wrong_only:
                 examples = examples[~examples["correct"].astype(bool)]
             columns = [

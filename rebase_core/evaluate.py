@@ -25,11 +25,11 @@ from rebase_core.finetune import (
     Student,
     format_prompt,
     load_student,
-    read_records,
     read_run_card,
     slugify,
     task_from_param,
 )
+from rebase_core.jsonl import read_jsonl
 from rebase_core.settings import Settings
 from rebase_core.task import final_answer, is_chain_of_thought
 from rebase_core.types import METRICS, EvalReport, Progress, ProgressFn, Task, no_progress
@@ -322,7 +322,7 @@ def _with_examples(student: Student, few_shot: bool | None) -> bool:
 def load_test_set(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
     """Held-out rows `{"input", "output"}` (the first `limit` of them)."""
     rows = []
-    for i, rec in enumerate(read_records(path), start=1):
+    for i, rec in enumerate(read_jsonl(path), start=1):
         if not isinstance(rec.get("input"), str) or not isinstance(rec.get("output"), str):
             raise InputError(f"{path}: row {i} needs string 'input' and 'output' fields.")
         rows.append({"input": rec["input"], "output": rec["output"]})

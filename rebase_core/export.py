@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from rebase_core.errors import InputError, OfflineError, RebaseError
-from rebase_core.finetune import read_records, read_run_card, slugify
+from rebase_core.finetune import read_run_card, slugify
+from rebase_core.jsonl import read_jsonl
 from rebase_core.types import Pair, PairSource, Task
 
 logger = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ def read_pairs(path: Path) -> list[Pair]:
             raise InputError(f"{path} holds no exported pairs (pairs.jsonl/.parquet/.csv).")
         path = found[0]
     if path.suffix == ".jsonl":
-        return [Pair.from_json_dict(r) for r in read_records(path)]
+        return [Pair.from_json_dict(r) for r in read_jsonl(path)]
     if path.suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
             return [_unflat(r) for r in csv.DictReader(fh)]

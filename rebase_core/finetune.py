@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rebase_core.errors import InputError
+from rebase_core.jsonl import read_jsonl
 from rebase_core.settings import Settings
 from rebase_core.task import is_chain_of_thought, load_task, task_from_dict
 from rebase_core.types import Example, Pair, Progress, ProgressFn, Task, no_progress
@@ -334,29 +335,6 @@ def _collate(pad_id: int) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
 # ----------------------------------------------------------------------------- data
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """A JSONL file as dicts; a missing file or a bad line is an InputError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"Data file {path} does not exist; give the path of a JSONL file.")
-    records = []
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno} is not valid JSON ({exc.msg}).") from exc
-                if not isinstance(obj, dict):
-                    raise InputError(f"{path}:{lineno} must be a JSON object, got {obj!r:.60}.")
-                records.append(obj)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text; save it as UTF-8 JSONL.") from exc
-    return records
-
-
 def load_training_pairs(
     paths: Sequence[str | Path], statuses: Sequence[str] | None = DEFAULT_STATUSES
 ) -> list[Pair]:
@@ -370,7 +348,7 @@ def load_training_pairs(
     pairs: list[Pair] = []
     seen: Counter[str] = Counter()
     for path in paths:
-        for i, rec in enumerate(read_records(path), start=1):
+        for i, rec in enumerate(read_jsonl(path), start=1):
             if not isinstance(rec.get("input"), str) or not isinstance(rec.get("output"), str):
                 raise InputError(f"{path}: record {i} needs string 'input' and 'output' fields.")
             rec = dict(rec)

@@ -56,6 +56,14 @@ def minilm():
 
 
 @pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A 1M-parameter random Llama with the packaged MiniLM tokenizer: trains in seconds."""
+    from e2e_fixture import make_tiny_llama
+
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
 def downloads_dir() -> Path:
     """Where `scripts/setup.sh dev` put the small real archives (HumanEval, deepeval)."""
     return PROJECT_ROOT / "workspace" / "downloads"

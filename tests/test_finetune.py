@@ -40,36 +40,6 @@ def _pairs(n: int = 16) -> list[Pair]:
     ]
 
 
-@pytest.fixture(scope="session")
-def tiny_lm(tmp_path_factory) -> Path:
-    """A 1M-parameter random Llama with the packaged MiniLM WordPiece tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from rebase_core.assets import minilm_path
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    tok = AutoTokenizer.from_pretrained(minilm_path())
-    tok.eos_token = "[SEP]"
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.sep_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def _config(tiny_lm: Path, **overrides) -> ft.TrainConfig:
     base = {
         "student": str(tiny_lm),

@@ -47,37 +47,6 @@ TEST_ROWS = [("Great fun.", "positive"), ("So boring.", "negative")] * 2 + [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory) -> Path:
-    """A 1M-parameter random Llama with the packaged MiniLM WordPiece tokenizer (as in
-    test_finetune.py): a real training job on it takes seconds."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from rebase_core.assets import minilm_path
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    tok = AutoTokenizer.from_pretrained(minilm_path())
-    tok.eos_token = "[SEP]"
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.sep_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def _home(tmp_path, monkeypatch, *, task: bool = True, pairs: bool = True) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("REBASE_HOME", str(home))

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from rebase_core.errors import InputError
+from rebase_core.jsonl import read_jsonl
+
+__all__ = ["read_jsonl", "stderr_progress", "write_json", "write_jsonl", "write_text"]
 from rebase_core.types import Progress, ProgressFn
 
 
@@ -54,26 +57,3 @@ def write_text(text: str, out: str | None) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL file; every bad line is an InputError naming the line."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist.")
-    records = []
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno} is not valid JSON ({exc.msg}).") from exc
-                if not isinstance(obj, dict):
-                    raise InputError(f"{path}:{lineno} must be a JSON object.")
-                records.append(obj)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text.") from exc
-    return records
