@@ -729,6 +729,7 @@ class Datastore:
             self.dataset_vectors[idx] = np.frombuffer(blob, dtype=np.float32)
         self._chroma: ChromaIndex | None = None
         self._cell_index: ChromaCellIndex | None = None
+        self._dataset_rows: dict[int, np.ndarray] | None = None
 
     def _sidecar(self, name: str, length: int, width: int = 1) -> np.ndarray:
         dtype = _SIDECARS[name]
@@ -762,9 +763,18 @@ class Datastore:
             self._cell_index = ChromaCellIndex(self.chroma, np.asarray(ids)[order], order)
         return self._cell_index
 
-    def row_columns(self, row_idx: int) -> list[str]:
-        got = self.conn.execute("SELECT cells FROM rows WHERE idx = ?", (int(row_idx),)).fetchone()
-        return list(json.loads(got[0])) if got else []
+    def dataset_rows(self) -> dict[int, np.ndarray]:
+        """Row indexes of each dataset (by dataset index), ascending; computed once."""
+        if self._dataset_rows is None:
+            order = np.argsort(self.row_dataset, kind="stable")
+            grouped = np.asarray(self.row_dataset)[order]
+            bounds = np.flatnonzero(np.diff(grouped)) + 1
+            self._dataset_rows = {
+                int(ds[0]): rows.astype(np.int64)
+                for rows, ds in zip(np.split(order, bounds), np.split(grouped, bounds), strict=True)
+                if len(rows)
+            }
+        return self._dataset_rows
 
     def rows(self, row_idxs: Sequence[int]) -> list[Row]:
         """Full rows (cells as embedded), in the order asked."""

@@ -415,7 +415,7 @@ def _index_candidates(
     scanned: set[int] = set()
     notes = []
     t_in, t_out = thresholds
-    row_groups = _rows_by_dataset(store)
+    row_groups = store.dataset_rows()
     # Datasets in decreasing order of their score bound for rows that produced no candidate.
     allowed_ds = np.flatnonzero(selector.allowed_datasets)
     unseen_bound = (w[0] * max(t_in, -1.0) + w[1] * max(t_out, -1.0) + w[2] * ds_score) / w.sum()
@@ -443,21 +443,6 @@ def _index_candidates(
     if len(scanned) > 0:
         notes.append(f"bound check rescored {len(scanned)} dataset(s) in full")
     return _concat(parts), len(scanned), notes
-
-
-def _rows_by_dataset(store: Datastore) -> dict[int, np.ndarray]:
-    cached = getattr(store, "_rows_by_dataset", None)
-    if cached is None:
-        order = np.argsort(store.row_dataset, kind="stable")
-        ds = np.asarray(store.row_dataset)[order]
-        bounds = np.flatnonzero(np.diff(ds)) + 1
-        cached = {
-            int(group_ds[0]): group.astype(np.int64)
-            for group, group_ds in zip(np.split(order, bounds), np.split(ds, bounds), strict=True)
-            if len(group)
-        }
-        store._rows_by_dataset = cached  # type: ignore[attr-defined]
-    return cached
 
 
 def _to_scored_rows(
