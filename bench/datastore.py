@@ -27,7 +27,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rebase_core.corpus import list_shards, sample_shard
-from rebase_core.datastore import BuildParams, _run_build, _Writer, open_datastore
+from rebase_core.datastore import BuildParams, open_datastore
+from rebase_core.datastore.build import _run_build, _Writer
 from rebase_core.embed import MiniLMEmbedder
 from rebase_core.settings import Settings
 

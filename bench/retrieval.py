@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from rebase_core.corpus import SampledShard, Shard
-from rebase_core.datastore import Datastore, PreparedShard, _Writer, open_datastore
+from rebase_core.datastore import Datastore, PreparedShard, open_datastore
+from rebase_core.datastore.build import _Writer
 from rebase_core.retrieval import RetrievalOptions, TaskVectors, retrieve_vectors, task_vectors
 from rebase_core.settings import Settings
 

@@ -92,7 +92,7 @@ class _DiesOnRows:
 
 def test_a_build_killed_half_way_resumes(tmp_path, settings, corpus, monkeypatch):
     """A crash after the sidecars and Chroma of a shard were written, before its commit."""
-    from rebase_core import datastore
+    from rebase_core.datastore import build as datastore
 
     store_dir = tmp_path / "store"
     calls = {"n": 0}

@@ -1,30 +1,14 @@
-"""Stage 1: build, extend and open the column-wise datastore (method.md §1).
-
-In: source specs (`bundled`, local paths, `hf:<id>`). Out: a store folder holding
-- Chroma (embedded in `chroma/`, or a server): one record per cell, one per dataset description;
-- `store.sqlite`: datasets (description, license, vector), shards (what was built, with notes),
-  rows (the full row as embedded, for display and transformation) and a keyword index;
-- append-only sidecars `vectors.f32`, `cell_ids.u64`, `row_start.i64`, `row_dataset.i32`: the
-  cell vectors in row order, which let retrieval rescore rows exactly and scan exhaustively.
-
-A build is a map over (dataset, config) shards (`prepare_shard` is pure and could run anywhere);
-each finished shard is committed in one SQLite transaction after its vectors and Chroma records
-are written, so a build killed half-way resumes at the first unfinished shard, and building the
-same sources twice adds nothing.
-"""
+"""Building and extending a datastore: a map over (dataset, config) shards, committed one by one."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
-import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,78 +25,32 @@ from rebase_core.corpus import (
     list_shards,
     sample_shard,
 )
+from rebase_core.datastore.files import (
+    FORMAT_VERSION,
+    SCHEMA,
+    SIDECARS,
+    build_lock,
+    committed_counts,
+    connect,
+    open_chroma,
+    sidecar_len,
+)
 from rebase_core.embed import Embedder, get_embedder
 from rebase_core.errors import DatasetError, InputError, RebaseError, StoreError
 from rebase_core.settings import Settings
 from rebase_core.store import (
-    HNSW_CONFIG,
-    ChromaCellIndex,
-    ChromaIndex,
-    ExactIndex,
-    make_client,
     text_hash,
 )
-from rebase_core.types import DatasetInfo, Progress, ProgressFn, Row, no_progress
+from rebase_core.types import Progress, ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
 
-# 2: Chroma holds one record per distinct cell text (1 had one per cell).
-FORMAT_VERSION = "2"
 # The bundled default: sized so the build takes about 20 minutes on the 2-core machine
 # (see the datastore note: rows and cells counted there).
 BUNDLED_ROWS_PER_CONFIG = 100
 # A build is a batch job: 2 embedding threads, with OpenMP told not to spin, which keeps 2 threads
 # nearly as fast as 1 when the other core is busy and ~1.7x faster when it is idle.
 BUILD_THREADS = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS datasets(
-    idx INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    description TEXT NOT NULL,
-    source TEXT NOT NULL,
-    license TEXT NOT NULL DEFAULT '',
-    keywords TEXT NOT NULL DEFAULT '[]',
-    vector BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS shards(
-    idx INTEGER PRIMARY KEY,
-    dataset_idx INTEGER NOT NULL REFERENCES datasets(idx),
-    config TEXT NOT NULL,
-    source TEXT NOT NULL,
-    split TEXT NOT NULL DEFAULT '',
-    params TEXT NOT NULL,
-    n_source_rows INTEGER,
-    row_start INTEGER NOT NULL,
-    row_end INTEGER NOT NULL,
-    cell_start INTEGER NOT NULL,
-    cell_end INTEGER NOT NULL,
-    skipped TEXT NOT NULL DEFAULT '',
-    notes TEXT NOT NULL DEFAULT '[]',
-    seconds REAL NOT NULL DEFAULT 0,
-    built_at TEXT NOT NULL,
-    UNIQUE(dataset_idx, config)
-);
-CREATE TABLE IF NOT EXISTS rows(
-    idx INTEGER PRIMARY KEY,
-    dataset_idx INTEGER NOT NULL,
-    config TEXT NOT NULL,
-    row_id TEXT NOT NULL,
-    cells TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS rows_by_key ON rows(dataset_idx, config, row_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS rows_fts USING fts5(
-    text, content='', tokenize='unicode61 remove_diacritics 2'
-);
-"""
-
-_SIDECARS = {
-    "vectors.f32": np.float32,
-    "cell_ids.u64": np.uint64,
-    "row_start.i64": np.int64,
-    "row_dataset.i32": np.int32,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,82 +108,6 @@ class BuildReport:
             f"+{self.cells_added:,} cells in {self.seconds:.0f} s"
         )
         return head + (" (stopped early; run again to resume)" if self.stopped_early else "")
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    datasets: int
-    configs: int
-    rows: int
-    cells: int
-    bytes: int
-    skipped_configs: int
-    embedder: str
-    dim: int
-    sources: tuple[tuple[str, int, int, int], ...] = ()  # (source, datasets, rows, cells)
-    hnsw: dict[str, Any] = field(default_factory=dict)
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "datasets": self.datasets,
-            "configs": self.configs,
-            "rows": self.rows,
-            "cells": self.cells,
-            "bytes": self.bytes,
-            "skipped_configs": self.skipped_configs,
-            "embedder": self.embedder,
-            "dim": self.dim,
-            "sources": [
-                {"source": s, "datasets": d, "rows": r, "cells": c} for s, d, r, c in self.sources
-            ],
-            "hnsw": self.hnsw,
-        }
-
-
-# ----------------------------------------------------------------------------- storage helpers
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
-def _sidecar_len(path: Path, dtype: Any, width: int = 1) -> int:
-    if not path.exists():
-        return 0
-    return path.stat().st_size // (np.dtype(dtype).itemsize * width)
-
-
-@contextlib.contextmanager
-def _build_lock(store: Path) -> Iterator[None]:
-    store.mkdir(parents=True, exist_ok=True)
-    with (store / "build.lock").open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise StoreError(
-                f"Another build is writing to {store}; wait for it to finish (see the "
-                "Datastore page or `python -m rebase_core job list`)."
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _chroma_prefix(store: Path, settings: Settings) -> str:
-    """Collection-name prefix: none when embedded; the store's name on a shared server."""
-    if not settings.chroma_url:
-        return ""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in store.name)
-    return f"{safe[:48]}_"
-
-
-def _open_chroma(store: Path, settings: Settings) -> ChromaIndex:
-    client = make_client(store / "chroma", settings.chroma_url)
-    return ChromaIndex(client, prefix=_chroma_prefix(store, settings))
 
 
 class _EmbedCache:
@@ -326,12 +188,12 @@ class _Writer:
 
     def __init__(self, store: Path, settings: Settings, embedder: Embedder) -> None:
         self.store = store
-        self.conn = _connect(store / "store.sqlite")
-        self.conn.executescript(_SCHEMA)
+        self.conn = connect(store / "store.sqlite")
+        self.conn.executescript(SCHEMA)
         self._check_meta(embedder)
-        self.chroma = _open_chroma(store, settings)
+        self.chroma = open_chroma(store, settings)
         self.embedder = embedder
-        self.n_cells, self.n_rows = _committed_counts(self.conn)
+        self.n_cells, self.n_rows = committed_counts(self.conn)
         self._known = _KnownTexts()
         self._repair_after_crash()
 
@@ -378,10 +240,10 @@ class _Writer:
             if len(orphans):
                 logger.warning("dropping %d Chroma records of an unfinished shard", len(orphans))
                 self.chroma.delete_cells(orphans)
-        for name, dtype in _SIDECARS.items():
+        for name, dtype in SIDECARS.items():
             path = self.store / name
             committed = self.n_rows if name.startswith("row_") else self.n_cells
-            have = _sidecar_len(path, dtype, width.get(name, 1))
+            have = sidecar_len(path, dtype, width.get(name, 1))
             if have > committed:
                 logger.warning("%s: dropping %d uncommitted entries", name, have - committed)
                 with path.open("r+b") as fh:
@@ -433,7 +295,7 @@ class _Writer:
 
     def _append(self, name: str, array: np.ndarray) -> None:
         with (self.store / name).open("ab") as fh:
-            fh.write(np.ascontiguousarray(array, dtype=_SIDECARS[name]).tobytes())
+            fh.write(np.ascontiguousarray(array, dtype=SIDECARS[name]).tobytes())
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -545,13 +407,6 @@ class _KnownTexts:
         return found
 
 
-def _committed_counts(conn: sqlite3.Connection) -> tuple[int, int]:
-    row = conn.execute(
-        "SELECT COALESCE(MAX(cell_end), 0), COALESCE(MAX(row_end), 0) FROM shards"
-    ).fetchone()
-    return int(row[0]), int(row[1])
-
-
 def build_datastore(
     store: str | Path,
     sources: Sequence[str],
@@ -580,7 +435,7 @@ def build_datastore(
     embedder = embedder or get_embedder(settings.embedder, settings.threads)
     started = time.perf_counter()
     shards_by_spec = [(spec, list_shards(spec, settings)) for spec in dict.fromkeys(sources)]
-    with _build_lock(store):
+    with build_lock(store):
         writer = _Writer(store, settings, embedder)
         try:
             return _run_build(
@@ -690,215 +545,6 @@ def run_build_job(params: dict[str, Any], settings: Settings, ctx: Any) -> dict[
 # ----------------------------------------------------------------------------- reading
 
 
-class Datastore:
-    """A built store opened for reading: vectors, rows, datasets and the Chroma index."""
-
-    def __init__(self, path: str | Path, settings: Settings) -> None:
-        self.path = Path(path).expanduser()
-        self._settings = settings
-        if not (self.path / "store.sqlite").exists():
-            raise StoreError(
-                f"No datastore at {self.path}. Build one with `python -m rebase_core datastore "
-                f"build --store {self.path} --source bundled` or on the Datastore page."
-            )
-        self.conn = _connect(self.path / "store.sqlite")
-        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
-        if meta and meta.get("format_version") != FORMAT_VERSION:
-            raise StoreError(
-                f"{self.path} was built by an older version (format "
-                f"{meta.get('format_version')}, now {FORMAT_VERSION}); build it again into a "
-                "new folder (or delete this one)."
-            )
-        self.embedder_name = meta.get("embedder", "")
-        self.dim = int(meta.get("dim", 0))
-        self.n_cells, self.n_rows = _committed_counts(self.conn)
-        self.vectors = self._sidecar("vectors.f32", self.n_cells, self.dim)
-        self.row_start = self._sidecar("row_start.i64", self.n_rows)
-        self.row_dataset = self._sidecar("row_dataset.i32", self.n_rows)
-        self.row_end = np.append(self.row_start[1:], self.n_cells).astype(np.int64)
-        ds = self.conn.execute(
-            "SELECT idx, name, description, vector FROM datasets ORDER BY idx"
-        ).fetchall()
-        size = max((int(r[0]) for r in ds), default=0) + 1
-        self.dataset_names = [""] * size
-        self.dataset_descriptions = [""] * size
-        self.dataset_vectors = np.zeros((size, self.dim), dtype=np.float32)
-        for idx, name, description, blob in ds:
-            self.dataset_names[idx] = name
-            self.dataset_descriptions[idx] = description
-            self.dataset_vectors[idx] = np.frombuffer(blob, dtype=np.float32)
-        self._chroma: ChromaIndex | None = None
-        self._cell_index: ChromaCellIndex | None = None
-        self._dataset_rows: dict[int, np.ndarray] | None = None
-
-    def _sidecar(self, name: str, length: int, width: int = 1) -> np.ndarray:
-        dtype = _SIDECARS[name]
-        shape = (length, width) if width > 1 else (length,)
-        if length == 0:
-            return np.zeros(shape, dtype=dtype)
-        path = self.path / name
-        if _sidecar_len(path, dtype, width) < length:
-            raise StoreError(
-                f"{path} is shorter than the store's index says; the store is damaged. Rebuild "
-                "it into a new folder."
-            )
-        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    @property
-    def chroma(self) -> ChromaIndex:
-        if self._chroma is None:
-            self._chroma = _open_chroma(self.path, self._settings)
-        return self._chroma
-
-    def cell_index(self, kind: str = "chroma") -> ChromaCellIndex | ExactIndex:
-        """The ANN index over cells (`chroma`) or the exhaustive scan (`exact`)."""
-        if kind == "exact":
-            return ExactIndex(self.vectors)
-        if self._cell_index is None:
-            ids = self._sidecar("cell_ids.u64", self.n_cells)
-            order = np.argsort(ids, kind="stable")
-            self._cell_index = ChromaCellIndex(self.chroma, np.asarray(ids)[order], order)
-        return self._cell_index
-
-    def dataset_rows(self) -> dict[int, np.ndarray]:
-        """Row indexes of each dataset (by dataset index), ascending; computed once."""
-        if self._dataset_rows is None:
-            order = np.argsort(self.row_dataset, kind="stable")
-            grouped = np.asarray(self.row_dataset)[order]
-            bounds = np.flatnonzero(np.diff(grouped)) + 1
-            self._dataset_rows = {
-                int(ds[0]): rows.astype(np.int64)
-                for rows, ds in zip(np.split(order, bounds), np.split(grouped, bounds), strict=True)
-                if len(rows)
-            }
-        return self._dataset_rows
-
-    def rows(self, row_idxs: Sequence[int]) -> list[Row]:
-        """Full rows (cells as embedded), in the order asked."""
-        wanted = [int(i) for i in row_idxs]
-        found: dict[int, Row] = {}
-        for chunk in range(0, len(wanted), 900):
-            part = wanted[chunk : chunk + 900]
-            marks = ",".join("?" * len(part))
-            for idx, d_idx, config, row_id, cells in self.conn.execute(
-                f"SELECT idx, dataset_idx, config, row_id, cells FROM rows WHERE idx IN ({marks})",
-                part,
-            ):
-                found[idx] = Row(self.dataset_names[d_idx], config, row_id, json.loads(cells))
-        return [found[i] for i in wanted if i in found]
-
-    def find_row(self, dataset: str, config: str, row_id: str) -> int | None:
-        """The row index of (dataset, config, row_id), or None."""
-        got = self.conn.execute(
-            "SELECT r.idx FROM rows r JOIN datasets d ON d.idx = r.dataset_idx "
-            "WHERE d.name = ? AND r.config = ? AND r.row_id = ?",
-            (dataset, config, row_id),
-        ).fetchone()
-        return int(got[0]) if got else None
-
-    def keyword_rows(self, query: str) -> np.ndarray:
-        """Row indexes whose cells contain every word of `query` (case-insensitive)."""
-        words = [w for w in "".join(c if c.isalnum() else " " for c in query).split() if w]
-        if not words:
-            return np.arange(self.n_rows, dtype=np.int64)
-        match = " AND ".join(f'"{w}"' for w in words)
-        got = self.conn.execute("SELECT rowid FROM rows_fts WHERE rows_fts MATCH ?", (match,))
-        return np.fromiter((r[0] for r in got), dtype=np.int64)
-
-    def datasets(self) -> list[DatasetInfo]:
-        """Every dataset with its configs, row and cell counts."""
-        out = []
-        for (
-            name,
-            description,
-            source,
-            license_,
-            keywords,
-            configs,
-            rows,
-            cells,
-        ) in self.conn.execute(
-            "SELECT d.name, d.description, d.source, d.license, d.keywords, "
-            "GROUP_CONCAT(s.config, '\x1f'), SUM(s.row_end - s.row_start), "
-            "SUM(s.cell_end - s.cell_start) FROM datasets d LEFT JOIN shards s "
-            "ON s.dataset_idx = d.idx GROUP BY d.idx ORDER BY d.name"
-        ):
-            out.append(
-                DatasetInfo(
-                    name=name,
-                    description=description,
-                    source=source,
-                    license=license_,
-                    keywords=tuple(json.loads(keywords or "[]")),
-                    configs=tuple((configs or "").split("\x1f")) if configs else (),
-                    n_rows=int(rows or 0),
-                    n_cells=int(cells or 0),
-                )
-            )
-        return out
-
-    def search_datasets(
-        self, text: str, embedder: Embedder, n: int = 20
-    ) -> list[tuple[str, float]]:
-        """Datasets whose descriptions are closest in meaning to `text` (Chroma, cosine)."""
-        if not text.strip():
-            return []
-        vector = embedder.embed([text])[0]
-        return self.chroma.search_descriptions(vector, n)
-
-    def shards(self) -> list[dict[str, Any]]:
-        """Per-config build records: counts, split used, skip reason, notes."""
-        cols = (
-            "dataset",
-            "config",
-            "source",
-            "split",
-            "n_source_rows",
-            "rows",
-            "cells",
-            "skipped",
-            "notes",
-            "built_at",
-        )
-        got = self.conn.execute(
-            "SELECT d.name, s.config, s.source, s.split, s.n_source_rows, s.row_end - s.row_start, "
-            "s.cell_end - s.cell_start, s.skipped, s.notes, s.built_at FROM shards s "
-            "JOIN datasets d ON d.idx = s.dataset_idx ORDER BY d.name, s.config"
-        )
-        return [dict(zip(cols, r, strict=True)) | {"notes": json.loads(r[8])} for r in got]
-
-    def stats(self) -> StoreStats:
-        configs, skipped = self.conn.execute(
-            "SELECT COUNT(*), SUM(skipped != '') FROM shards"
-        ).fetchone()
-        n_datasets = self.conn.execute(
-            "SELECT COUNT(DISTINCT dataset_idx) FROM shards WHERE skipped = ''"
-        ).fetchone()[0]
-        sources = tuple(
-            (str(s), int(d), int(r or 0), int(c or 0))
-            for s, d, r, c in self.conn.execute(
-                "SELECT source, COUNT(DISTINCT dataset_idx), SUM(row_end - row_start), "
-                "SUM(cell_end - cell_start) FROM shards GROUP BY source ORDER BY source"
-            )
-        )
-        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
-        return StoreStats(
-            datasets=int(n_datasets),
-            configs=int(configs) - int(skipped or 0),
-            rows=self.n_rows,
-            cells=self.n_cells,
-            bytes=size,
-            skipped_configs=int(skipped or 0),
-            embedder=self.embedder_name,
-            dim=self.dim,
-            sources=sources,
-            hnsw=dict(HNSW_CONFIG),
-        )
-
-
 def build_job_key(store: str | Path) -> str:
     """One build at a time per store folder."""
     return f"datastore_build:{Path(store).expanduser().resolve()}"
@@ -932,8 +578,3 @@ def start_build_job(
         key=build_job_key(store),
         env={"OMP_WAIT_POLICY": "PASSIVE"},
     )
-
-
-def open_datastore(path: str | Path, settings: Settings) -> Datastore:
-    """Open a built store for reading (raises StoreError with a fix when there is none)."""
-    return Datastore(path, settings)
