@@ -9,6 +9,7 @@ import pytest
 from rebase_core import finetune as ft
 from rebase_core.cli import main
 from rebase_core.errors import InputError
+from rebase_core.finetune import train as ft_train
 from rebase_core.types import Example, Pair, PairSource, Progress, Task
 
 TASK = Task(
@@ -58,7 +59,7 @@ def _config(tiny_lm: Path, **overrides) -> ft.TrainConfig:
 def spy(monkeypatch):
     """Captures the model `finetune` trains and a copy of its trainable weights before training."""
     captured = {}
-    original = ft._load_for_training
+    original = ft_train._load_for_training
 
     def load(*args, **kwargs):
         model, tokenizer = original(*args, **kwargs)
@@ -68,7 +69,8 @@ def spy(monkeypatch):
         }
         return model, tokenizer
 
-    monkeypatch.setattr(ft, "_load_for_training", load)
+    # Patch the module that calls it: `finetune` looks the name up in `finetune.train`.
+    monkeypatch.setattr(ft_train, "_load_for_training", load)
     return captured
 
 

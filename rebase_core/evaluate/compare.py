@@ -1,0 +1,118 @@
+"""Stored evaluation reports read back and lined up as the rows of the results chart.
+
+`ORIGIN_LABELS` is how the app names each data origin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rebase_core.settings import Settings
+from rebase_core.types import EvalReport
+
+logger = logging.getLogger(__name__)
+
+
+def report_from_json(data: Mapping[str, Any]) -> EvalReport:
+    """An EvalReport read back from its JSON form."""
+    known = {"metric", "score", "n", "ci95", "per_example"}
+    low, high = data.get("ci95") or (0.0, 0.0)
+    return EvalReport(
+        metric=str(data["metric"]),
+        score=float(data["score"]),
+        n=int(data.get("n", 0)),
+        ci95=(float(low), float(high)),
+        per_example=str(data.get("per_example", "")),
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonRow:
+    """One bar of the results chart: a model (untrained or a run) on one test set."""
+
+    label: str
+    origin: str  # rebase | direct | self-guide | mixed | "" (untrained)
+    trained: bool
+    few_shot: bool
+    n_train: int
+    test: str
+    metric: str
+    score: float
+    ci_low: float
+    ci_high: float
+    n: int
+    model: str
+
+
+def stored_reports(settings: Settings, *, task_name: str | None = None) -> list[EvalReport]:
+    """Every evaluation report kept in the workspace (runs' `evals/` and `<home>/evals/`)."""
+    paths = list((settings.home / "evals").glob("*/*.json"))
+    if settings.runs_dir.is_dir():
+        paths += list(settings.runs_dir.glob("*/evals/*.json"))
+    reports = []
+    for path in sorted(paths):
+        try:
+            report = report_from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("skipping unreadable report %s", path)
+            continue
+        if task_name is None or report.extra.get("task") == task_name:
+            reports.append(report)
+    return reports
+
+
+_ORIGIN_ORDER = {"": 0, "self-guide": 1, "direct": 2, "rebase": 3, "mixed": 4}
+# How the app names each data origin (pairs, runs and chart bars); "" is the untrained student.
+ORIGIN_LABELS = {
+    "": "untrained",
+    "rebase": "ReBase",
+    "direct": "direct synthesis",
+    "self-guide": "SELF-GUIDE",
+    "manual": "manual",
+    "mixed": "mixed",
+}
+
+
+def compare_results(
+    reports: Iterable[EvalReport], *, metric: str | None = None
+) -> list[ComparisonRow]:
+    """A table for the results chart: untrained (zero/few-shot) first, then runs by data origin.
+
+    Reports of the same model on the same test set keep only the newest file's numbers (later
+    in `reports` wins). `metric` picks one metric when reports carry several (QA: EM and F1).
+    """
+    rows: dict[tuple[str, str, bool], ComparisonRow] = {}
+    for report in reports:
+        extra = report.extra
+        name = metric or report.metric
+        values = extra.get("metrics", {}).get(name)
+        if values is None and name != report.metric:
+            continue
+        score = float(values["score"]) if values else report.score
+        low, high = values["ci95"] if values else report.ci95
+        few_shot = bool(extra.get("few_shot", False))
+        row = ComparisonRow(
+            label=str(extra.get("label", extra.get("model", ""))),
+            origin=str(extra.get("origin", "")),
+            trained=bool(extra.get("trained", False)),
+            few_shot=few_shot,
+            n_train=int(extra.get("n_train", 0)),
+            test=Path(str(extra.get("test", ""))).stem,
+            metric=name,
+            score=score,
+            ci_low=float(low),
+            ci_high=float(high),
+            n=report.n,
+            model=str(extra.get("model", "")),
+        )
+        rows[(row.model, row.test, few_shot)] = row
+    return sorted(
+        rows.values(),
+        key=lambda r: (r.test, r.trained, _ORIGIN_ORDER.get(r.origin, 5), r.few_shot, r.label),
+    )

@@ -1,0 +1,300 @@
+"""Running a student on a test set: greedy batched generation, scoring, and the written report.
+
+`evaluate` is the entry point; `run_evaluate_job` is its job handler.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rebase_core.errors import InputError
+from rebase_core.evaluate.metrics import bootstrap_ci, infer_metric, score_example
+from rebase_core.finetune import (
+    Student,
+    format_prompt,
+    load_student,
+    read_run_card,
+    slugify,
+    task_from_param,
+)
+from rebase_core.jsonl import read_jsonl
+from rebase_core.settings import Settings
+from rebase_core.task import final_answer, is_chain_of_thought
+from rebase_core.types import EvalReport, Progress, ProgressFn, Task, no_progress
+
+STOP_MARKERS = ("\n###", "###")  # the model starting a new prompt section ends its answer
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def _as_student(model: Student | str | Path, settings: Settings | None) -> Student:
+    return model if isinstance(model, Student) else load_student(model, settings=settings)
+
+
+def generate(
+    student: Student,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 8,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_batch: Callable[[int], None] = lambda _: None,
+) -> list[str | None]:
+    """Greedy completions of `prompts`, batched by similar length, cut at the end of the answer.
+
+    When `should_stop` asks to stop, the prompts not reached yet get None.
+    """
+    import torch
+
+    tok = student.tokenizer
+    tok.padding_side = "left"  # decoder-only: new tokens must follow the prompt directly
+    limit = _prompt_budget(student, max_new_tokens)
+    encoded = [tok(p, add_special_tokens=False)["input_ids"][-limit:] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    outputs: dict[int, str] = {}
+    for start in range(0, len(order), batch_size):
+        if should_stop():
+            break
+        batch = order[start : start + batch_size]
+        padded = tok.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
+        padded = {k: v.to(student.device) for k, v in padded.items()}
+        with torch.inference_mode():
+            out = student.model.generate(
+                **padded,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.convert_tokens_to_ids(tok.eos_token),
+                stop_strings=list(STOP_MARKERS),
+                tokenizer=tok,
+            )
+        new_tokens = out[:, padded["input_ids"].shape[1] :]
+        for i, text in zip(
+            batch, tok.batch_decode(new_tokens, skip_special_tokens=True), strict=True
+        ):
+            outputs[i] = _cut(text)
+        on_batch(len(outputs))
+    return [outputs.get(i) for i in range(len(prompts))]
+
+
+def _prompt_budget(student: Student, max_new_tokens: int) -> int:
+    context = int(getattr(student.model.config, "max_position_embeddings", 0) or 2048)
+    budget = context - max_new_tokens
+    if student.max_seq_len:
+        budget = min(budget, student.max_seq_len)
+    return max(16, budget)
+
+
+def _cut(text: str) -> str:
+    for marker in STOP_MARKERS:
+        pos = text.find(marker)
+        if pos >= 0:
+            text = text[:pos]
+    return text.strip()
+
+
+def _token_budget(student: Student, texts: Iterable[str]) -> int:
+    longest = max(
+        (len(student.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts),
+        default=32,
+    )
+    return int(min(512, max(8, longest * 1.5 + 8)))
+
+
+def generate_answer(
+    model: Student | str | Path,
+    task: Task,
+    text: str,
+    *,
+    few_shot: bool | None = None,
+    max_new_tokens: int | None = None,
+    settings: Settings | None = None,
+) -> str:
+    """The student's answer to one input (the "try it" box), with the prompt it was trained on."""
+    student = _as_student(model, settings)
+    with_examples = _with_examples(student, few_shot)
+    budget = max_new_tokens or _token_budget(student, [e.output for e in task.examples])
+    prompt = format_prompt(task, text, with_examples=with_examples)
+    return generate(student, [prompt], max_new_tokens=budget)[0] or ""
+
+
+def _with_examples(student: Student, few_shot: bool | None) -> bool:
+    if few_shot is not None:
+        return few_shot
+    return bool(student.with_examples)  # a run: as trained; an untrained model: zero-shot
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def load_test_set(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
+    """Held-out rows `{"input", "output"}` (the first `limit` of them)."""
+    rows = []
+    for i, rec in enumerate(read_jsonl(path), start=1):
+        if not isinstance(rec.get("input"), str) or not isinstance(rec.get("output"), str):
+            raise InputError(f"{path}: row {i} needs string 'input' and 'output' fields.")
+        rows.append({"input": rec["input"], "output": rec["output"]})
+    if not rows:
+        raise InputError(f"Test set {path} is empty; give a JSONL file with input/output rows.")
+    return rows[:limit] if limit else rows
+
+
+def _default_out(
+    student: Student, task: Task, test: Path, few_shot: bool, settings: Settings
+) -> Path:
+    name = f"{slugify(task.name)}-{slugify(test.stem)}-{'few' if few_shot else 'zero'}-shot.json"
+    if student.run_dir is not None:
+        return student.run_dir / "evals" / name
+    return settings.home / "evals" / slugify(student.name) / name
+
+
+def evaluate(
+    task: Task,
+    model: Student | str | Path,
+    test_path: str | Path,
+    *,
+    settings: Settings,
+    limit: int | None = None,
+    few_shot: bool | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int = 8,
+    out: Path | None = None,
+    on_progress: ProgressFn = no_progress,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> EvalReport:
+    """Score `model` (a run folder, model folder, student spec or loaded Student) on a test set.
+
+    `few_shot` None means: as the run was trained (examples in the prompt), or zero-shot for an
+    untrained model. Writes the report to `out` (default: the run's `evals/` folder, else
+    `<home>/evals/<model>/`) and the per-example rows next to it (`.jsonl`); a report of a run
+    evaluated elsewhere is also copied into the run's `evals/`, so `list_runs` shows it.
+    """
+    started = time.monotonic()
+    test_path = Path(test_path)
+    rows = load_test_set(test_path, limit)
+    golds = [r["output"] for r in rows]
+    metric = infer_metric(task, golds)
+    student = _as_student(model, settings)
+    with_examples = _with_examples(student, few_shot)
+    budget = max_new_tokens or _token_budget(
+        student,
+        [e.output for e in task.examples] + golds
+        if is_chain_of_thought(task.examples) or metric == "chrf"
+        else [final_answer(g) for g in golds] + [final_answer(e.output) for e in task.examples],
+    )
+    prompts = [format_prompt(task, r["input"], with_examples=with_examples) for r in rows]
+    total = len(prompts)
+    on_progress(Progress(0, total, f"evaluating {student.name}"))
+    predictions = generate(
+        student,
+        prompts,
+        max_new_tokens=budget,
+        batch_size=batch_size,
+        should_stop=should_stop,
+        on_batch=lambda done: on_progress(Progress(done, total, f"evaluating {student.name}")),
+    )
+    labels = [final_answer(o) for o in [e.output for e in task.examples] + golds]
+    scored = [
+        {
+            "input": row["input"],
+            "gold": row["output"],
+            "prediction": pred,
+            **score_example(metric, pred, row["output"], labels),
+        }
+        for row, pred in zip(rows, predictions, strict=True)
+        if pred is not None
+    ]
+    report = _report(metric, scored, student, task, test_path, with_examples, budget)
+    extra = dict(report.extra)
+    extra["elapsed_s"] = round(time.monotonic() - started, 2)
+    if len(scored) < total:
+        extra["stopped_after"] = len(scored)
+    out = Path(out) if out else _default_out(student, task, test_path, with_examples, settings)
+    per_example = out.with_suffix(".jsonl")
+    report = EvalReport(report.metric, report.score, report.n, report.ci95, str(per_example), extra)
+    _write_outputs(report, scored, out, student)
+    return report
+
+
+def _report(
+    metric: str,
+    scored: Sequence[Mapping[str, Any]],
+    student: Student,
+    task: Task,
+    test_path: Path,
+    few_shot: bool,
+    max_new_tokens: int,
+) -> EvalReport:
+    scores = [float(s["score"]) for s in scored]
+    score = sum(scores) / len(scores) if scores else 0.0
+    metrics = {metric: {"score": score, "ci95": list(bootstrap_ci(scores))}}
+    if metric in ("exact_match", "f1"):  # extractive QA reports both
+        for name in ("exact_match", "f1"):
+            values = [float(s[name]) for s in scored]
+            metrics[name] = {
+                "score": sum(values) / len(values) if values else 0.0,
+                "ci95": list(bootstrap_ci(values)),
+            }
+    card = read_run_card(student.run_dir) if student.run_dir else {}
+    data = card.get("data", {})
+    origins = [o for o, n in data.get("by_origin", {}).items() if n]
+    shots = "few-shot" if few_shot else "zero-shot"
+    extra = {
+        "metrics": metrics,
+        "model": str(student.run_dir or student.name),
+        "label": f"{student.name}" if student.run_dir else f"untrained ({shots})",
+        "trained": student.run_dir is not None,
+        "origin": (origins[0] if len(origins) == 1 else "mixed") if origins else "",
+        "n_train": int(data.get("n_pairs", 0)),
+        "few_shot": few_shot,
+        "task": task.name,
+        "test": str(test_path),
+        "max_new_tokens": max_new_tokens,
+    }
+    return EvalReport(metric, score, len(scored), bootstrap_ci(scores), "", extra)
+
+
+def _write_outputs(
+    report: EvalReport, scored: Sequence[Mapping[str, Any]], out: Path, student: Student
+) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in scored)
+    Path(report.per_example).write_text(lines, encoding="utf-8")
+    text = json.dumps(report.to_json_dict(), ensure_ascii=False, indent=2) + "\n"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    if student.run_dir is not None:
+        copy = student.run_dir / "evals" / out.name
+        if copy.resolve() != out.resolve():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(text, encoding="utf-8")
+
+
+def run_evaluate_job(params: Mapping[str, Any], settings: Settings, ctx: Any) -> dict[str, Any]:
+    """Job handler: params `task` (path or object), `model`, `test`, optional `limit`,
+    `few_shot`, `max_new_tokens`, `out`."""
+    task = task_from_param(params.get("task"))
+    model = params.get("model")
+    if not model:
+        raise InputError("The evaluate job needs 'model': a run folder, model folder or spec.")
+    if not params.get("test"):
+        raise InputError("The evaluate job needs 'test': a held-out JSONL file.")
+    report = evaluate(
+        task,
+        str(model),
+        params["test"],
+        settings=settings,
+        limit=params.get("limit"),
+        few_shot=params.get("few_shot"),
+        max_new_tokens=params.get("max_new_tokens"),
+        out=Path(params["out"]) if params.get("out") else None,
+        on_progress=ctx.progress,
+        should_stop=ctx.should_stop,
+    )
+    return report.to_json_dict()

@@ -1,0 +1,131 @@
+"""Training options: the run defaults and `TrainConfig` with its help text (the paper's values).
+
+`total_steps` counts the optimizer steps a config takes on n pairs, as Trainer does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from rebase_core.errors import InputError
+
+DEFAULT_STUDENT = "smollm2-135m-instruct"
+MIN_TRAIN_PAIRS = 2
+DEFAULT_STATUSES = ("accepted", "edited")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one fine-tuning run; the defaults are the paper's (method.md §4)."""
+
+    student: str = field(
+        default=DEFAULT_STUDENT,
+        metadata=_help(
+            "The model to fine-tune: 'smollm2-135m-instruct' (packaged, converted once) or the "
+            "path of a local transformers causal-LM folder."
+        ),
+    )
+    method: str = field(
+        default="lora",
+        metadata=_help(
+            "'lora' trains a small adapter (fast, small files); 'full' trains every "
+            "weight (slower, larger files, sometimes better)."
+        ),
+    )
+    lora_r: int = field(default=8, metadata=_help("LoRA rank: the adapter's capacity."))
+    lora_alpha: int = field(default=16, metadata=_help("LoRA scaling; alpha/r multiplies updates."))
+    lora_dropout: float = field(default=0.0, metadata=_help("Dropout inside the LoRA layers."))
+    target_modules: str = field(
+        default="all-linear",
+        metadata=_help(
+            "Layers LoRA adapts: 'all-linear' (every attention and MLP projection, not the output "
+            "head) or comma-separated module names such as 'q_proj,v_proj'."
+        ),
+    )
+    learning_rate: float = field(default=3e-4, metadata=_help("Peak learning rate (linear decay)."))
+    epochs: float = field(default=1.0, metadata=_help("Passes over the training pairs."))
+    per_device_batch: int = field(default=2, metadata=_help("Pairs per forward pass."))
+    grad_accum: int = field(
+        default=4,
+        metadata=_help("Forward passes per optimizer step (effective batch = 2 x 4 = 8)."),
+    )
+    max_seq_len: int = field(
+        default=512,
+        metadata=_help(
+            "Longest prompt+response in tokens; longer ones lose the start of the prompt. Cost "
+            "grows with it, so keep it short on CPU (the paper used 2,048 on a GPU)."
+        ),
+    )
+    max_steps: int | None = field(
+        default=None, metadata=_help("Stop after this many optimizer steps (None: run all epochs).")
+    )
+    warmup: float = field(
+        default=0.05,
+        metadata=_help("Linear warm-up: a fraction of all steps when < 1, else a step count."),
+    )
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay."))
+    completion_only_loss: bool = field(
+        default=False,
+        metadata=_help(
+            "Learn only from the response tokens (the prompt is masked). The paper trains on the "
+            "whole text; SELF-GUIDE masks the prompt."
+        ),
+    )
+    with_examples: bool = field(
+        default=True,
+        metadata=_help(
+            "Put the task's few-shot examples in every training prompt (the paper does)."
+        ),
+    )
+    seed: int = field(default=3407, metadata=_help("Random seed (the paper's)."))
+    threads: int = field(
+        default=1,
+        metadata=_help("CPU threads for torch; 1 is fastest when anything else uses the CPU."),
+    )
+    save_every_steps: int = field(
+        default=50, metadata=_help("Checkpoint every N steps, so a cancelled run can resume.")
+    )
+
+    def __post_init__(self) -> None:
+        if self.method not in ("lora", "full"):
+            raise InputError(f"method must be 'lora' or 'full', got {self.method!r}.")
+        for name in ("lora_r", "per_device_batch", "grad_accum", "threads", "save_every_steps"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)!r}.")
+        if self.max_seq_len < 16:
+            raise InputError(f"max_seq_len must be at least 16 tokens, got {self.max_seq_len}.")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError(f"max_steps must be a positive number or None, got {self.max_steps}.")
+        if not self.learning_rate > 0 or not self.epochs > 0:
+            raise InputError("learning_rate and epochs must be positive numbers.")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from a JSON-like mapping; unknown keys are an error that lists the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(
+                f"Unknown training option(s) {unknown}; expected any of {sorted(known)}."
+            )
+        return cls(**{k: v for k, v in data.items() if v is not None or k == "max_steps"})
+
+    @staticmethod
+    def help() -> dict[str, str]:
+        """Field name -> help text (for forms and `--help`)."""
+        return {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}
+
+
+def total_steps(n_pairs: int, config: TrainConfig) -> int:
+    """Optimizer steps a run will take (for the form's estimate), as Trainer counts them."""
+    batches = math.ceil(n_pairs / config.per_device_batch)
+    per_epoch = max(1, math.ceil(batches / config.grad_accum))
+    steps = math.ceil(per_epoch * config.epochs)
+    return min(steps, config.max_steps) if config.max_steps else steps

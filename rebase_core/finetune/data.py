@@ -1,0 +1,90 @@
+"""Training data: pairs read from JSONL, their summary for the run card, and the run fingerprint.
+
+The fingerprint ties a run folder to one task, data set and config (what makes a resume valid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rebase_core.errors import InputError
+from rebase_core.finetune.config import DEFAULT_STATUSES, TrainConfig
+from rebase_core.jsonl import read_jsonl
+from rebase_core.types import Example, Pair, Task
+
+
+def load_training_pairs(
+    paths: Sequence[str | Path], statuses: Sequence[str] | None = DEFAULT_STATUSES
+) -> list[Pair]:
+    """Pairs from JSONL files, keeping those whose status is in `statuses` (None: all).
+
+    A record without a `status` field counts as accepted: a plain `{"input", "output"}` file is
+    data the user chose on purpose.
+    """
+    if not paths:
+        raise InputError("No training data given; pass at least one JSONL file of pairs.")
+    pairs: list[Pair] = []
+    seen: Counter[str] = Counter()
+    for path in paths:
+        for i, rec in enumerate(read_jsonl(path), start=1):
+            if not isinstance(rec.get("input"), str) or not isinstance(rec.get("output"), str):
+                raise InputError(f"{path}: record {i} needs string 'input' and 'output' fields.")
+            rec = dict(rec)
+            rec.setdefault("status", "accepted")
+            rec.setdefault("id", f"{Path(path).stem}-{i}")
+            pair = Pair.from_json_dict(rec)
+            seen[pair.status] += 1
+            if statuses is None or pair.status in statuses:
+                pairs.append(pair)
+    if not pairs:
+        found = ", ".join(f"{s} {n}" for s, n in seen.items()) or "no records"
+        wanted = ", ".join(statuses or ())
+        raise InputError(
+            f"No training pairs with status {wanted} in {', '.join(map(str, paths))} (found: "
+            f"{found}). Curate the pairs first, or choose the statuses to train on."
+        )
+    return pairs
+
+
+def data_summary(items: Sequence[Pair | Example]) -> dict[str, Any]:
+    origins: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    llms: set[str] = set()
+    prompts: set[str] = set()
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps([item.input, item.output]).encode())
+        if isinstance(item, Pair):
+            origins[item.origin] += 1
+            statuses[item.status] += 1
+            if item.source:
+                sources[item.source.dataset] += 1
+            if item.llm:
+                llms.add(item.llm)
+            if item.prompt_version:
+                prompts.add(item.prompt_version)
+        else:
+            origins["manual"] += 1
+    return {
+        "n_pairs": len(items),
+        "by_origin": dict(origins),
+        "by_status": dict(statuses),
+        "source_datasets": dict(sources.most_common()),
+        "llms": sorted(llms),
+        "prompt_versions": sorted(prompts),
+        "fingerprint": digest.hexdigest()[:16],
+    }
+
+
+def run_fingerprint(config: TrainConfig, data_fingerprint: str, task: Task) -> str:
+    # threads and checkpoint frequency do not change what is learned: a resume may alter them.
+    relevant = {k: v for k, v in asdict(config).items() if k not in ("threads", "save_every_steps")}
+    blob = json.dumps([relevant, data_fingerprint, task.to_dict()], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
