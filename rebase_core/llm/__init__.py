@@ -38,6 +38,7 @@ from rebase_core.llm.pricing import (
     estimate_run,
     estimate_tokens,
     summarize_usage,
+    usage_fields,
 )
 from rebase_core.llm.runner import ERROR_KINDS, Request, Result, complete_many
 from rebase_core.settings import Settings
@@ -72,6 +73,7 @@ __all__ = [
     "parse_spec",
     "request_hash",
     "summarize_usage",
+    "usage_fields",
 ]
 
 # (model, settings, base_url, timeout_s, options) -> LLM

@@ -138,6 +138,25 @@ class UsageSummary:
     cost_usd: float | None
 
 
+def usage_fields(usage: UsageSummary | None) -> dict[str, float | int | None]:
+    """What a job reports about its LLM use (zeros when it made no call)."""
+    if usage is None:
+        return {
+            "cost_usd": 0.0,
+            "paid_calls": 0,
+            "cached_calls": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+        }
+    return {
+        "cost_usd": usage.cost_usd,
+        "paid_calls": usage.succeeded - usage.cached,
+        "cached_calls": usage.cached,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+
+
 def summarize_usage(spec: str, results: Sequence[Result]) -> UsageSummary:
     """Tokens and cost of the calls that were paid for (fresh, successful completions)."""
     paid = [r.completion for r in results if r.completion is not None and not r.completion.cached]

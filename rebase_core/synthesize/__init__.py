@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rebase_core.errors import InputError
-from rebase_core.llm import LLM, ResponseCache
+from rebase_core.llm import LLM, ResponseCache, usage_fields
 from rebase_core.synthesize.config import (
     DEFAULT_STUDENT,
     FAILURE_REASONS,
@@ -187,11 +187,7 @@ def run_synthesize_job(params: Mapping[str, Any], settings: Any, ctx: Any) -> di
             "failures": result.failure_counts,
             "warnings": list(result.warnings),
             "asked_labels": dict(result.asked_labels),
-            "cost_usd": usage.cost_usd if usage else 0.0,
-            "paid_calls": (usage.succeeded - usage.cached) if usage else 0,
-            "cached_calls": usage.cached if usage else 0,
-            "input_tokens": usage.input_tokens if usage else 0,
-            "output_tokens": usage.output_tokens if usage else 0,
+            **usage_fields(usage),
         }
     finally:
         ws.close()

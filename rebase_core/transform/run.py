@@ -21,6 +21,7 @@ from rebase_core.llm import (
     UsageSummary,
     complete_many,
     summarize_usage,
+    usage_fields,
 )
 from rebase_core.transform.checks import normalise_text, quality_warnings
 from rebase_core.transform.parse import parse_pair
@@ -398,11 +399,7 @@ def run_transform_job(params: Mapping[str, Any], settings: Any, ctx: Any) -> dic
             "pairs": len(result.pairs),
             "failures": result.failure_counts,
             "warnings": list(result.warnings),
-            "cost_usd": usage.cost_usd if usage else 0.0,
-            "paid_calls": (usage.succeeded - usage.cached) if usage else 0,
-            "cached_calls": usage.cached if usage else 0,
-            "input_tokens": usage.input_tokens if usage else 0,
-            "output_tokens": usage.output_tokens if usage else 0,
+            **usage_fields(usage),
         }
     finally:
         ws.close()
