@@ -17,6 +17,7 @@ from rebase_core.llm import Request, ResponseCache, estimate_run
 from rebase_core.transform import (
     DEFAULT_TEMPLATE,
     TransformConfig,
+    balance_by_label,
     build_messages,
     prompt_version,
     quality_warnings,
@@ -566,6 +567,26 @@ if label_counts or warnings:
                     height=260,
                 )
             )
+            rarest = min(label_counts.values())
+            cap = int(
+                st.number_input(
+                    "Keep at most this many pairs per label",
+                    1,
+                    max(label_counts.values()),
+                    rarest,
+                    key="tf_cap",
+                )
+            )
+            kept_ids = {p.id for p in balance_by_label(task, live, per_label=cap)}
+            excess = [p.id for p in live if p.id not in kept_ids]
+            if st.button(
+                f"Reject the {len(excess)} pair(s) above {cap} per label",
+                disabled=not excess,
+                help="The best-scored pairs of each label stay; one click undoes it.",
+            ):
+                ws.set_status(excess, "rejected")
+                st.session_state["tf_toast"] = f"Rejected {len(excess)} pair(s) to balance labels."
+                st.rerun()
 
 st.page_link(
     "app_pages/compare.py",

@@ -24,8 +24,8 @@ TASK = Task(
     "nli",
     "Decide whether the hypothesis follows from the premise.",
     (
-        Example("Premise: A man sleeps. Hypothesis: A person rests.", "entailment"),
-        Example("Premise: A cat eats. Hypothesis: A dog runs.", "neutral"),
+        Example("A man sleeps / A person rests.", "entailment"),
+        Example("A cat eats / A dog runs.", "neutral"),
     ),
 )
 COT_TASK = Task(
@@ -50,10 +50,7 @@ def test_prompt_holds_instruction_examples_and_cut_row():
     long_row = _row(1, text="word " * 200, label="y")
     (msg,) = build_messages(TASK, long_row, TransformConfig())
     assert TASK.instruction in msg.content
-    assert (
-        '{"input": "Premise: A man sleeps. Hypothesis: A person rests.", "output": "entailment"}'
-        in msg.content
-    )
+    assert '{"input": "A man sleeps / A person rests.", "output": "entailment"}' in msg.content
     row_json = json.loads(msg.content.split("as JSON:\n", 1)[1].split("\n", 1)[0])
     assert len(row_json["text"]) == 250 and row_json["text"].endswith("…")
     assert "reason the same way" not in msg.content
@@ -262,3 +259,52 @@ def test_cli_transform_writes_pairs_and_exits_2_on_bad_input(tmp_path):
     assert run("--task", str(task), "--rows", str(tmp_path / "x"), "--llm", "fake").returncode == 2
     bad = run("--task", str(task), "--rows", str(rows), "--llm", "nope:x")
     assert bad.returncode == 2 and "Unknown LLM provider" in bad.stderr
+
+
+def test_replies_missing_the_examples_field_markers_are_retried_then_counted():
+    task = Task(
+        "nli",
+        "Relation?",
+        (
+            Example("Premise: a.\nHypothesis: b.", "entailment"),
+            Example("Premise: c.\nHypothesis: d.", "neutral"),
+        ),
+    )
+    replies = {
+        "0": ['{"input": "Premise: x.\\nHypothesis: y.", "output": "neutral"}'],
+        "1": [
+            '{"input": "Premise: cut off ", "output": "neutral"}',
+            '{"input": "Premise: fixed.\\nHypothesis: now.", "output": "entailment"}',
+        ],
+        "2": ['{"input": "Sentence 1: The movie ", "output": "neutral"}'] * 2,
+    }
+
+    def reply(call):
+        row_id = json.loads(call.prompt.split("as JSON:\n", 1)[1].split("\n", 1)[0])[
+            "text"
+        ].split()[2]
+        return replies[row_id].pop(0)
+
+    result = transform(task, [_row(i) for i in range(3)], FakeLLM(reply))
+    assert [p.source.row_id for p in result.pairs] == ["0", "1"]
+    ((_, failure),) = result.failures
+    assert failure.reason == "format" and "'Hypothesis:'" in failure.detail
+    off = transform(
+        task,
+        [_row(2)],
+        FakeLLM(lambda c: '{"input": "no markers", "output": "x"}'),
+        TransformConfig(format_check=False),
+    )
+    assert [p.input for p in off.pairs] == ["no markers"]
+
+
+def test_balance_by_label_keeps_an_even_share_of_each_label():
+    from rebase_core.transform import balance_by_label
+
+    task = Task("t", "i", (Example("a", "yes"), Example("b", "no")), metric="accuracy")
+    pairs = [Pair(str(i), f"q{i}", "yes" if i % 4 else "no", "rebase") for i in range(12)]
+    kept = balance_by_label(task, pairs)
+    assert sorted(p.output for p in kept) == ["no"] * 3 + ["yes"] * 3
+    assert [p.id for p in kept] == ["0", "1", "2", "3", "4", "8"]
+    open_task = Task("t", "i", (Example("a", "the Black Sea"),), metric="exact_match")
+    assert balance_by_label(open_task, pairs) == pairs

@@ -11,7 +11,9 @@ from rebase_core.types import Example, ScoredRow, Task
 from rebase_core.workspace import Workspace
 
 APP = str(PROJECT_ROOT / "app.py")
-TASK = Task("nli", "Decide the relation.", (Example("Premise: a. Hypothesis: b.", "entailment"),))
+TASK = Task(
+    "nli", "Decide the relation.", (Example("a sentence / another sentence", "entailment"),)
+)
 
 
 @pytest.fixture

@@ -14,7 +14,10 @@ are reported.
 """
 
 from rebase_core.transform.checks import (
+    balance_by_label,
+    format_problem,
     guess_language,
+    input_markers,
     is_classification,
     label_of,
     normalise_text,
@@ -50,9 +53,12 @@ __all__ = [
     "PAIR_SCHEMA",
     "TransformConfig",
     "TransformResult",
+    "balance_by_label",
     "build_messages",
     "first_json_object",
+    "format_problem",
     "guess_language",
+    "input_markers",
     "is_classification",
     "label_of",
     "normalise_text",

@@ -53,9 +53,24 @@ def label_of(output: str) -> str:
 
 
 def is_classification(task: Task, max_labels: int = 10) -> bool:
-    """Outputs look like labels: short final answers from a small set."""
+    """Whether the task picks its answers from a small closed set of labels.
+
+    A task scored by exact match, F1 or chrF has open answers ("the Black Sea"), whatever three
+    examples look like. One scored by accuracy is a label task when its final answers are short
+    (BBH's "(B)", "Yes", "6"; not word_sorting's lists). Without a metric: short answers that
+    repeat, or single words.
+
+    >>> from rebase_core.types import Example
+    >>> is_classification(Task("t", "i", (Example("a", "the Black Sea"),), metric="exact_match"))
+    False
+    """
     labels = [label_of(e.output) for e in task.examples]
-    return all(len(label) <= 40 for label in labels) and len(set(labels)) <= max_labels
+    short = all(len(label) <= 40 and len(label.split()) <= 3 for label in labels)
+    if task.metric is not None:
+        return task.metric == "accuracy" and short
+    distinct = set(labels)
+    repeated = len(distinct) < len(labels) or all(len(label.split()) == 1 for label in labels)
+    return short and len(distinct) <= max_labels and repeated
 
 
 def quality_warnings(task: Task, pairs: Sequence[Pair]) -> tuple[list[str], dict[str, int]]:
@@ -97,3 +112,49 @@ def quality_warnings(task: Task, pairs: Sequence[Pair]) -> tuple[list[str], dict
 
 def normalise_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+_MARKER = re.compile(r"(?:^|\n)[ \t]*([A-Z][\w -]{0,30}?):")
+
+
+def input_markers(task: Task) -> tuple[str, ...]:
+    """Field markers ("Premise:", "Question:") that every example input has, in order.
+
+    >>> from rebase_core.types import Example
+    >>> t = Task("t", "i", (Example("Premise: a\\nHypothesis: b", "x"), Example("Premise: c\\n"
+    ...      "Hypothesis: d", "y")))
+    >>> input_markers(t)
+    ('Premise:', 'Hypothesis:')
+    """
+    common: list[str] | None = None
+    for example in task.examples:
+        found = [m + ":" for m in _MARKER.findall(example.input)]
+        common = found if common is None else [m for m in common if m in found]
+    return tuple(dict.fromkeys(common or []))
+
+
+def format_problem(task: Task, input: str) -> str | None:
+    """Why a new input does not have the examples' shape (None when it does): a field marker
+    every example input has ("Hypothesis:") is missing — the sign of a cut-off or off-format
+    reply."""
+    missing = [m for m in input_markers(task) if m not in input]
+    if missing:
+        return f"the input lacks {', '.join(repr(m) for m in missing)}, which every example has"
+    return None
+
+
+def balance_by_label(task: Task, pairs: Sequence[Pair], per_label: int | None = None) -> list[Pair]:
+    """A label-balanced selection for classification tasks: at most `per_label` pairs of each
+    label (default: as many as the rarest label has), earliest first; other tasks unchanged."""
+    if not is_classification(task) or not pairs:
+        return list(pairs)
+    counts = Counter(label_of(p.output) for p in pairs)
+    cap = per_label if per_label is not None else min(counts.values())
+    kept: list[Pair] = []
+    taken: Counter[str] = Counter()
+    for pair in pairs:
+        label = label_of(pair.output)
+        if taken[label] < cap:
+            kept.append(pair)
+            taken[label] += 1
+    return kept

@@ -71,6 +71,7 @@ class TransformConfig:
     max_row_chars: int = 4000  # above this, only the best input and output cells are shown
     json_schema: bool = True  # constrain the reply where the backend supports it
     llm_filter: bool = False  # second pass: "does this pair fit the task?"
+    format_check: bool = True  # drop inputs missing a field marker every example has
     dedup: bool = True
     concurrency: int = 4
     max_retries: int = 4

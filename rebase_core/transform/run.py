@@ -23,7 +23,7 @@ from rebase_core.llm import (
     summarize_usage,
     usage_fields,
 )
-from rebase_core.transform.checks import normalise_text, quality_warnings
+from rebase_core.transform.checks import format_problem, normalise_text, quality_warnings
 from rebase_core.transform.parse import parse_pair
 from rebase_core.transform.prompt import (
     FILTER_TEMPLATE,
@@ -47,7 +47,7 @@ from rebase_core.types import (
 
 logger = logging.getLogger(__name__)
 
-FAILURE_REASONS = ("provider", "parse", "empty", "filtered", "duplicate")
+FAILURE_REASONS = ("provider", "parse", "empty", "format", "filtered", "duplicate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,18 +200,25 @@ class _RunState:
                     )
                 continue
             try:
-                parsed[result.key] = parse_pair(result.completion.text)
-                failures.pop(result.key, None)
+                pair = parse_pair(result.completion.text)
             except ParseError as exc:
                 reason = "empty" if "empty" in str(exc) else "parse"
                 failures[result.key] = Failure(reason, str(exc), self._source(result.key))
+                continue
+            problem = format_problem(self.task, pair[0]) if self.config.format_check else None
+            if problem:
+                failures[result.key] = Failure("format", problem, self._source(result.key))
+                parsed.pop(result.key, None)
+                continue
+            parsed[result.key] = pair
+            failures.pop(result.key, None)
 
     def run_chunk(self, keys: list[str]) -> tuple[list[Pair], list[tuple[str, Failure]]]:
         rows = [self.by_key[k] for k in keys]
         parsed: dict[str, tuple[str, str]] = {}
         failures: dict[str, Failure] = {}
         self._parse(self._complete(_requests(self.task, rows, self.config)), parsed, failures)
-        retry_keys = [k for k, f in failures.items() if f.reason in ("parse", "empty")]
+        retry_keys = [k for k, f in failures.items() if f.reason in ("parse", "empty", "format")]
         if retry_keys and not self.should_stop():
             retries = []
             for key in retry_keys:
