@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -40,7 +41,13 @@ from rebase_core.retrieval import RetrievalOptions, retrieve
 from rebase_core.settings import Settings
 from rebase_core.synthesize import synthesize
 from rebase_core.task import load_task
-from rebase_core.transform import TransformConfig, transform
+from rebase_core.transform import (
+    TransformConfig,
+    balance_by_label,
+    is_classification,
+    label_of,
+    transform,
+)
 from rebase_core.types import Pair
 
 OUT = ROOT / "bench" / "out" / "distill"
@@ -74,13 +81,17 @@ def timed(times: dict[str, float], name: str):
 
 
 def rebase_pairs(task, settings, n: int, cache, times) -> list[Pair]:
+    """Retrieve, transform the best rows until there are enough pairs, then do what a curator
+    would with the label chart: keep an even share of each label (label tasks only)."""
     store = open_datastore(settings.default_store, settings)
     embedder = get_embedder(store.embedder_name, settings.threads)
     with timed(times, "retrieve"):
-        rows = retrieve(store, task, embedder, RetrievalOptions(top_k=3 * n)).rows
+        rows = retrieve(store, task, embedder, RetrievalOptions(top_k=5 * n)).rows
     teacher = get_llm(TEACHER, settings)
     pairs: list[Pair] = []
     config = TransformConfig(temperature=0.7, max_tokens=400, concurrency=1)
+    labels = len({label_of(e.output) for e in task.examples}) if is_classification(task) else 1
+    per_label = math.ceil(n / labels)
     with timed(times, "transform"):
         for start in range(0, len(rows), n // 2):
             chunk = list(rows[start : start + n // 2])
@@ -88,13 +99,14 @@ def rebase_pairs(task, settings, n: int, cache, times) -> list[Pair]:
                 task, chunk, teacher, config, cache=cache, known_inputs=[p.input for p in pairs]
             )
             pairs += list(result.pairs)
+            balanced = balance_by_label(task, pairs, per_label=per_label)
             log(
-                f"  rebase: {len(pairs)} pairs after {start + len(chunk)} rows "
-                f"(failures {result.failure_counts})"
+                f"  rebase: {len(pairs)} pairs after {start + len(chunk)} rows, "
+                f"{len(balanced)} balanced (failures {result.failure_counts})"
             )
-            if len(pairs) >= n:
+            if len(balanced) >= n:
                 break
-    return pairs[:n]
+    return balance_by_label(task, pairs, per_label=per_label)[:n]
 
 
 def baseline_pairs(task, settings, method: str, n: int, cache, times) -> list[Pair]:
