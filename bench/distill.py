@@ -82,11 +82,12 @@ def timed(times: dict[str, float], name: str):
 
 def rebase_pairs(task, settings, n: int, cache, times) -> list[Pair]:
     """Retrieve, transform the best rows until there are enough pairs, then do what a curator
-    would with the label chart: keep an even share of each label (label tasks only)."""
+    would with the label chart: keep an even share of each label (label tasks only), as far as
+    3n rows provide them."""
     store = open_datastore(settings.default_store, settings)
     embedder = get_embedder(store.embedder_name, settings.threads)
     with timed(times, "retrieve"):
-        rows = retrieve(store, task, embedder, RetrievalOptions(top_k=5 * n)).rows
+        rows = retrieve(store, task, embedder, RetrievalOptions(top_k=3 * n)).rows
     teacher = get_llm(TEACHER, settings)
     pairs: list[Pair] = []
     config = TransformConfig(temperature=0.7, max_tokens=400, concurrency=1)
@@ -106,7 +107,10 @@ def rebase_pairs(task, settings, n: int, cache, times) -> list[Pair]:
             )
             if len(balanced) >= n:
                 break
-    return balance_by_label(task, pairs, per_label=per_label)[:n]
+    # When a label stays rare even after 3n rows, fill the budget with the other pairs in order.
+    chosen = balance_by_label(task, pairs, per_label=per_label)[:n]
+    ids = {p.id for p in chosen}
+    return chosen + [p for p in pairs if p.id not in ids][: n - len(chosen)]
 
 
 def baseline_pairs(task, settings, method: str, n: int, cache, times) -> list[Pair]:
