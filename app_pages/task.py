@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import streamlit as st
@@ -47,12 +48,61 @@ def _load_into_editor(task: Task | None, tag: str) -> None:
             "exclude_datasets": [],
         }
     )
+    ws.set_value(DRAFT_KEY, None)  # a task loaded on purpose replaces any unsaved draft
+
+
+DRAFT_KEY = "task_draft"
+METRIC_OPTIONS = ["infer from the examples", *METRICS]
+
+
+def _editor_rows(base: list[dict], delta: dict) -> list[dict]:
+    """The examples table after the data editor's edits (its state holds only the changes)."""
+    rows = [dict(r) for r in base]
+    for index, change in (delta.get("edited_rows") or {}).items():
+        rows[int(index)].update(change)
+    rows += [dict(r) for r in delta.get("added_rows") or []]
+    deleted = {int(i) for i in delta.get("deleted_rows") or []}
+    return [
+        {"input": str(r.get("input") or ""), "output": str(r.get("output") or "")}
+        for i, r in enumerate(rows)
+        if i not in deleted
+    ]
+
+
+def _current_form(tag: str) -> dict:
+    """The editor's content as typed so far (widget state, before any save)."""
+    base = st.session_state["task_form"]
+    metric = st.session_state.get(f"task-metric-{tag}", METRIC_OPTIONS[0])
+    exclude = st.session_state.get(f"task-exclude-{tag}", "")
+    return {
+        "name": st.session_state.get(f"task-name-{tag}", base["name"]),
+        "instruction": st.session_state.get(f"task-instruction-{tag}", base["instruction"]),
+        "examples": _editor_rows(
+            base["examples"], st.session_state.get(f"task-examples-{tag}") or {}
+        ),
+        "exclude_datasets": [x.strip() for x in exclude.split(",") if x.strip()],
+        "metric": None if metric == METRIC_OPTIONS[0] else metric,
+    }
+
+
+def _keep_draft() -> None:
+    """Every change is written to the workspace at once: a refresh or a crash loses nothing."""
+    tag = st.session_state["task_form_tag"]
+    ws.set_value(
+        DRAFT_KEY, {"tag": tag, "data": _current_form(tag), "at": time.strftime("%H:%M:%S")}
+    )
 
 
 if "task_form" not in st.session_state:
+    draft = ws.get_value(DRAFT_KEY)
     _load_into_editor(
         record.task if record else None, f"{record.id}-{record.version}" if record else "new"
     )
+    if draft:  # an unsaved draft from before a refresh or restart comes back
+        st.session_state["task_form"] = draft["data"]
+        st.session_state["task_form_tag"] = f"draft-{draft['at']}"
+        st.session_state["task_draft_note"] = draft["at"]
+        ws.set_value(DRAFT_KEY, {**draft, "tag": st.session_state["task_form_tag"]})
 
 # ----------------------------------------------------------------------------- choose a task
 tasks = ws.list_tasks()
@@ -93,22 +143,44 @@ with right:
 # ----------------------------------------------------------------------------- the editor
 form_data = st.session_state["task_form"]
 tag = st.session_state["task_form_tag"]
-with st.form(f"task-form-{tag}", border=True):
-    name = st.text_input("Name", value=form_data["name"], placeholder="e.g. claim-check")
-    instruction = st.text_area(
+if st.session_state.get("task_draft_note"):
+    note_col, discard_col = st.columns([4, 1], vertical_alignment="center")
+    note_col.info(
+        f"Your unsaved changes from {st.session_state['task_draft_note']} are back. Save them as "
+        "a new version, or discard them.",
+        icon=":material/history:",
+    )
+    if discard_col.button("Discard the draft"):
+        st.session_state.pop("task_draft_note")
+        _load_into_editor(
+            record.task if record else None, f"{record.id}-{record.version}" if record else "new"
+        )
+        st.rerun()
+with st.container(border=True):
+    st.text_input(
+        "Name",
+        value=form_data["name"],
+        placeholder="e.g. claim-check",
+        key=f"task-name-{tag}",
+        on_change=_keep_draft,
+    )
+    st.text_area(
         "Instruction",
         value=form_data["instruction"],
         height=100,
         placeholder="Decide whether the evidence supports, refutes, or is neutral to the claim.",
+        key=f"task-instruction-{tag}",
+        on_change=_keep_draft,
     )
     st.markdown(
         "**Examples** — add, edit or delete rows; outputs may reason step by step and "
         'end with "So the answer is X."'
     )
-    examples = st.data_editor(
+    st.data_editor(
         pd.DataFrame(form_data["examples"], columns=["input", "output"]),
         num_rows="dynamic",
         key=f"task-examples-{tag}",
+        on_change=_keep_draft,
         column_config={
             "input": st.column_config.TextColumn("Input", width="large"),
             "output": st.column_config.TextColumn("Output", width="large"),
@@ -116,37 +188,35 @@ with st.form(f"task-form-{tag}", border=True):
         hide_index=True,
     )
     c1, c2 = st.columns(2)
-    exclude = c1.text_input(
+    c1.text_input(
         "Never retrieve from these datasets (comma-separated names)",
         value=", ".join(form_data.get("exclude_datasets") or []),
         help="Exact dataset names, a namespace such as `bigbench`, or a glob such as "
         "`bigbench/fact_*`. The held-out test sets are always excluded.",
+        key=f"task-exclude-{tag}",
+        on_change=_keep_draft,
     )
-    metric_options = ["infer from the examples", *METRICS]
-    metric = c2.selectbox(
+    c2.selectbox(
         "Evaluation metric",
-        metric_options,
-        index=metric_options.index(form_data.get("metric") or "infer from the examples"),
+        METRIC_OPTIONS,
+        index=METRIC_OPTIONS.index(form_data.get("metric") or METRIC_OPTIONS[0]),
+        key=f"task-metric-{tag}",
+        on_change=_keep_draft,
     )
-    saved = st.form_submit_button("Save task", type="primary", icon=":material/save:")
+    saved = st.button("Save task", type="primary", icon=":material/save:", key="task_save")
+    st.caption("Changes are kept as a draft as you type; saving makes a new version.")
 
 if saved:
-    rows = examples.fillna("").to_dict("records")
-    data = {
-        "name": name,
-        "instruction": instruction,
-        "examples": [
-            r for r in rows if str(r.get("input", "")).strip() or str(r.get("output", "")).strip()
-        ],
-        "exclude_datasets": [x.strip() for x in exclude.split(",") if x.strip()],
-        "metric": None if metric == metric_options[0] else metric,
-    }
+    data = _current_form(tag)
+    data["examples"] = [e for e in data["examples"] if e["input"].strip() or e["output"].strip()]
     st.session_state["task_form"] = data
     saved_record = None
     with ui.shown_errors(stop=False):  # keep the rest of the page (paste, history) visible
         saved_record = ws.save_task(task_from_dict(data, source="Task"))
     if saved_record is not None:
         ui.set_current_task(saved_record)
+        ws.set_value(DRAFT_KEY, None)
+        st.session_state.pop("task_draft_note", None)
         st.session_state["task_form_tag"] = f"{saved_record.id}-{saved_record.version}"
         st.toast(
             f"Saved {saved_record.name} (version {saved_record.version}).", icon=":material/check:"
@@ -162,15 +232,15 @@ with st.expander("Paste many examples at once"):
     if st.button("Add pasted examples", disabled=not pasted.strip()):
         with ui.shown_errors():
             new = parse_examples_text(pasted)
-        current = [
-            e for e in st.session_state["task_form"]["examples"] if e["input"] or e["output"]
-        ]
+        typed = _current_form(tag)  # keep what was typed in the editor
+        current = [e for e in typed["examples"] if e["input"] or e["output"]]
         st.session_state["task_form"] = {
-            **st.session_state["task_form"],
+            **typed,
             "examples": current + [{"input": e.input, "output": e.output} for e in new],
         }
         st.session_state["task_form_tag"] = f"{tag}-p{len(current) + len(new)}"
-        st.toast(f"Added {len(new)} example(s); save the task to keep them.")
+        _keep_draft()
+        st.toast(f"Added {len(new)} example(s) to the draft; save to make a version.")
         st.rerun()
 
 imp, exp = st.columns(2)

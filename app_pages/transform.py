@@ -474,8 +474,36 @@ else:
             f"**Pair** · status `{pair.status}` · {pair.llm} · prompt "
             f"`{pair.prompt_version or '-'}`"
         )
-        new_input = st.text_area("Input", pair.input, key=f"tf_in_{pair.id}", height=180)
-        new_output = st.text_area("Output", pair.output, key=f"tf_out_{pair.id}", height=140)
+        # Typed text is kept as a draft in the workspace at once (a refresh loses nothing);
+        # Accept / Save edit turn it into an edit, Reject and Regenerate drop it.
+        draft_key = f"pair_draft:{pair.id}"
+        draft = ws.get_value(draft_key) or {}
+
+        def _keep_draft() -> None:
+            ws.set_value(
+                draft_key,
+                {
+                    "input": st.session_state[f"tf_in_{pair.id}"],
+                    "output": st.session_state[f"tf_out_{pair.id}"],
+                },
+            )
+
+        new_input = st.text_area(
+            "Input",
+            draft.get("input", pair.input),
+            key=f"tf_in_{pair.id}",
+            height=180,
+            on_change=_keep_draft,
+        )
+        new_output = st.text_area(
+            "Output",
+            draft.get("output", pair.output),
+            key=f"tf_out_{pair.id}",
+            height=140,
+            on_change=_keep_draft,
+        )
+        if draft and (draft.get("input"), draft.get("output")) != (pair.input, pair.output):
+            st.caption(":orange[Unsaved edit kept from before] — Accept or Save edit to keep it.")
         original = ws.original(pair.id)
         if (original.input, original.output) != (pair.input, pair.output):
             st.markdown("Changes from the generated pair:")
@@ -496,15 +524,18 @@ else:
                 ws.edit_pair(pair.id, input=new_input, output=new_output)
             else:
                 ws.set_status([pair.id], "accepted")
+            ws.delete_value(draft_key)
         _advance()
         st.rerun()
     if a2.button("Reject", shortcut="X", icon=":material/close:"):
         ws.set_status([pair.id], "rejected")
+        ws.delete_value(draft_key)
         _advance()
         st.rerun()
     if a3.button("Save edit", shortcut="Ctrl+Enter", disabled=not edited, icon=":material/save:"):
         with ui.shown_errors():
             ws.edit_pair(pair.id, input=new_input, output=new_output)
+            ws.delete_value(draft_key)
         st.rerun()
     source = _source_row(pair)
     if a4.button(
@@ -525,6 +556,7 @@ else:
                 cache=ResponseCache(settings.llm_cache_db),
             )
             ws.replace_pair_text(pair.id, inp, out, "regenerate")
+            ws.delete_value(draft_key)
             for key in (f"tf_in_{pair.id}", f"tf_out_{pair.id}"):
                 st.session_state.pop(key, None)
         st.rerun()

@@ -754,6 +754,10 @@ class Workspace:
         got = self._query("SELECT value FROM kv WHERE key = ?", (key,))
         return json.loads(got[0][0]) if got else default
 
+    def delete_value(self, key: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+
     def set_value(self, key: str, value: Any) -> None:
         with self._tx() as conn:
             conn.execute(

@@ -51,7 +51,7 @@ def _app():
 def _fill_and_save(at, name, instruction):
     next(w for w in at.text_input if w.label == "Name").input(name)
     next(w for w in at.text_area if w.label == "Instruction").input(instruction)
-    next(b for b in at.get("form_submit_button") if "Save task" in b.label).click().run()
+    at.button(key="task_save").click().run()
 
 
 def test_task_page_saves_a_validated_task(home):
@@ -68,6 +68,22 @@ def test_task_page_saves_a_validated_task(home):
     tasks = Workspace(home / "workspace.sqlite").list_tasks()
     assert [t.name for t in tasks] == ["pets"]
     assert [e.output for e in tasks[0].task.examples] == ["cat", "dog"]
+
+
+def test_task_edits_are_kept_as_a_draft_across_a_refresh(home):
+    at = _app().run()
+    at.switch_page("app_pages/task.py").run()
+    next(w for w in at.text_input if w.label == "Name").input("half-typed").run()
+    next(w for w in at.text_area if w.label == "Instruction").input("Not saved yet.").run()
+    assert Workspace(home / "workspace.sqlite").list_tasks() == []
+    fresh = _app().run()  # a page refresh starts a new session
+    fresh.switch_page("app_pages/task.py").run()
+    assert not fresh.exception
+    assert next(w for w in fresh.text_input if w.label == "Name").value == "half-typed"
+    assert next(w for w in fresh.text_area if w.label == "Instruction").value == "Not saved yet."
+    assert "unsaved changes" in fresh.info[0].value
+    next(b for b in fresh.button if b.label == "Discard the draft").click().run()
+    assert next(w for w in fresh.text_input if w.label == "Name").value == ""
 
 
 def test_retrieve_page_runs_filters_and_selects(home):

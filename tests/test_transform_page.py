@@ -100,3 +100,23 @@ def test_curation_flow(home):
     assert ws.status_counts(task_id=1)["pending"] == 5
     history = [e.action for e in ws.history(first.id)]
     assert history == ["edit"]
+
+
+def test_a_typed_edit_survives_a_refresh_until_accepted(home):
+    from rebase_core.types import Pair
+
+    ws = Workspace(home / "workspace.sqlite")
+    run = ws.create_pair_run(1, "transform", llm="fake")
+    ws.add_pairs(run, 1, [Pair("p1", "a sentence / b", "neutral", "rebase")])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/transform.py").run()
+    at.text_area(key="tf_out_p1").input("entailment").run()
+    assert ws.get_pair("p1").output == "neutral"  # a draft, not an edit yet
+    fresh = AppTest.from_file(APP, default_timeout=60)  # the refresh
+    fresh.run()
+    fresh.switch_page("app_pages/transform.py").run()
+    assert fresh.text_area(key="tf_out_p1").value == "entailment"
+    _click(fresh, "Accept")
+    assert (ws.get_pair("p1").output, ws.get_pair("p1").status) == ("entailment", "edited")
+    assert ws.get_value("pair_draft:p1") is None
