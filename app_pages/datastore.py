@@ -148,24 +148,36 @@ st.caption(
     "A source adds its datasets to the store; adding one that is already there adds nothing. "
     "The build runs in the background: you can leave this page or refresh it."
 )
-with st.form("ds_add", border=True):
-    kind = st.segmented_control(
-        "Source",
-        ["Bundled corpus", "Local path", "Upload a file", "Hugging Face Hub"],
-        default="Local path",
-        key="ds_kind",
+with st.container(border=True):
+    kind = (
+        st.segmented_control(
+            "Source",
+            ["Bundled corpus", "Local path", "Upload a file", "Hugging Face Hub"],
+            default="Local path",
+            key="ds_kind",
+        )
+        or "Local path"
     )
-    path = st.text_input(
-        "Local path (a `datasets` folder, a .jsonl/.json/.csv/.parquet file, "
-        "or a folder of such files)",
-        key="ds_path",
-    )
-    upload = st.file_uploader(
-        "File to upload", type=["jsonl", "json", "csv", "parquet"], key="ds_upload"
-    )
-    hub_id = st.text_input(
-        "Hub dataset id, optionally with a config (`squad` or `glue:mnli`)", key="ds_hub"
-    )
+    path, upload, hub_id = "", None, ""
+    if kind == "Local path":
+        path = st.text_input(
+            "Local path (a `datasets` folder, a .jsonl/.json/.csv/.parquet file, "
+            "or a folder of such files)",
+            key="ds_path",
+        )
+    elif kind == "Upload a file":
+        upload = st.file_uploader(
+            "File to upload", type=["jsonl", "json", "csv", "parquet"], key="ds_upload"
+        )
+    elif kind == "Hugging Face Hub":
+        hub_id = st.text_input(
+            "Hub dataset id, optionally with a config (`squad` or `glue:mnli`)", key="ds_hub"
+        )
+        if settings.hf_offline:
+            st.caption(
+                "The app runs offline (HF_HUB_OFFLINE=1): start it with HF_HUB_OFFLINE=0 "
+                "HF_DATASETS_OFFLINE=0 to reach the Hub."
+            )
     c1, c2 = st.columns(2)
     rows_per_config = c1.number_input(
         "Rows kept per config",
@@ -180,7 +192,7 @@ with st.form("ds_add", border=True):
         value=DEFAULT_MAX_CONFIG_ROWS,
         help="Configs with more rows are skipped (the paper's cap is 50,000).",
     )
-    submitted = st.form_submit_button(
+    submitted = st.button(
         "Add to the datastore",
         type="primary",
         disabled=active is not None,

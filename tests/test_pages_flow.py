@@ -110,3 +110,39 @@ def test_retrieve_page_runs_filters_and_selects(home):
     next(b for b in at.button if b.label == "Drop 1 rows").click().run()
     assert not at.exception
     assert ws.retrieval_runs(rec.id)[0].n_selected == 9
+
+
+def _wait_for_build(home, timeout_s=90):
+    import time
+
+    from rebase_core import jobs
+
+    settings = Settings(home=home)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        listed = jobs.list_jobs(settings, kind="datastore_build")
+        if listed and not listed[0].is_active:
+            return listed[0]
+        time.sleep(0.2)
+    raise AssertionError("the build job did not finish")
+
+
+def test_datastore_page_adds_a_local_source_in_the_background(home, tmp_path):
+    folder = tmp_path / "more" / "weather"
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text('{"text": "It rains in Bergen", "label": "rain"}\n')
+    at = _app().run()
+    at.switch_page("app_pages/datastore.py").run()
+    at.segmented_control(key="ds_kind").set_value("Local path").run()
+    at.text_input(key="ds_path").input(str(tmp_path / "missing")).run()
+    next(b for b in at.button if b.label == "Add to the datastore").click().run()
+    assert at.error and "does not exist" in at.error[0].value
+    at.text_input(key="ds_path").input(str(folder)).run()
+    next(b for b in at.button if b.label == "Add to the datastore").click().run()
+    assert not at.exception
+    job = _wait_for_build(home)
+    assert job.state == "done", job.error
+    from rebase_core.datastore import open_datastore
+
+    store = open_datastore(Settings(home=home).default_store, Settings(home=home, embedder="hash"))
+    assert "weather" in [d.name for d in store.datasets()] and store.n_rows == 11
