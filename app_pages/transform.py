@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import html
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 import plotly.express as px
@@ -13,12 +14,12 @@ import streamlit as st
 import ui
 from rebase_core import jobs
 from rebase_core.errors import InputError
-from rebase_core.llm import Request, ResponseCache, estimate_run
+from rebase_core.llm import ResponseCache
 from rebase_core.transform import (
     DEFAULT_TEMPLATE,
     TransformConfig,
     balance_by_label,
-    build_messages,
+    estimate_transform,
     prompt_version,
     quality_warnings,
     regenerate,
@@ -118,14 +119,21 @@ if not rows:
     st.warning("No row of this run is kept; keep some on the Retrieve page.")
     st.stop()
 
+
 # Cost before the run (cached calls are free).
+@st.cache_data(ttl=20, show_spinner=False, max_entries=8)
+def _estimate(_rows: list, rows_key: tuple, config_key: str, spec: str, base_url: str) -> Any:
+    """Cached for a few seconds: every curation click reruns this page."""
+    return estimate_transform(
+        task, _rows, ui.get_llm(choice), config, cache=ResponseCache(settings.llm_cache_db)
+    )
+
+
 with ui.shown_errors(stop=False):
     llm = ui.get_llm(choice)
-    requests = [
-        Request(row_key(r), build_messages(task, r, config), config.temperature, config.max_tokens)
-        for r in rows
-    ]
-    estimate = estimate_run(llm, requests, cache=ResponseCache(settings.llm_cache_db))
+    estimate = _estimate(
+        rows, tuple(row_key(r) for r in rows), repr(config), choice.spec, choice.base_url
+    )
     cost = (
         "free (local model)"
         if estimate.cost_usd == 0

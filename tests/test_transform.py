@@ -308,3 +308,16 @@ def test_balance_by_label_keeps_an_even_share_of_each_label():
     assert [p.id for p in kept] == ["0", "1", "2", "3", "4", "8"]
     open_task = Task("t", "i", (Example("a", "the Black Sea"),), metric="exact_match")
     assert balance_by_label(open_task, pairs) == pairs
+
+
+def test_estimate_counts_the_calls_the_cache_already_has(tmp_path):
+    from rebase_core.transform import estimate_transform
+
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    rows = [_row(i) for i in range(4)]
+    llm = FakeLLM(_reply_for)
+    before = estimate_transform(TASK, rows, llm, TransformConfig(), cache=cache)
+    assert (before.requests, before.cached) == (4, 0) and before.input_tokens > 0
+    transform(TASK, rows[:3], llm, cache=cache)
+    after = estimate_transform(TASK, rows, llm, TransformConfig(), cache=cache)
+    assert (after.requests, after.cached) == (4, 3)

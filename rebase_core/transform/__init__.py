@@ -39,6 +39,7 @@ from rebase_core.transform.prompt import (
 from rebase_core.transform.run import (
     FAILURE_REASONS,
     TransformResult,
+    estimate_transform,
     pair_id,
     regenerate,
     run_transform_job,
@@ -55,6 +56,7 @@ __all__ = [
     "TransformResult",
     "balance_by_label",
     "build_messages",
+    "estimate_transform",
     "first_json_object",
     "format_problem",
     "guess_language",

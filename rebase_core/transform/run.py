@@ -18,8 +18,10 @@ from rebase_core.llm import (
     Request,
     ResponseCache,
     Result,
+    RunEstimate,
     UsageSummary,
     complete_many,
+    estimate_run,
     summarize_usage,
     usage_fields,
 )
@@ -317,6 +319,19 @@ def _llm_filter(
             detail = f"the filter said {answer[:20]!r}" if result.completion else result.error
             failures[str(pair.extra["key"])] = Failure("filtered", detail, pair.source)
     return kept
+
+
+def estimate_transform(
+    task: Task,
+    rows: Sequence[ScoredRow],
+    llm: LLM,
+    config: TransformConfig,
+    *,
+    cache: ResponseCache | None = None,
+) -> RunEstimate:
+    """Calls, tokens and cost of `transform` over these rows before it runs (the same requests,
+    so calls already in the response cache count as free; retries and the filter not included)."""
+    return estimate_run(llm, _requests(task, rows, config), cache=cache)
 
 
 def regenerate(
