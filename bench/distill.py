@@ -23,6 +23,8 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,7 +50,7 @@ from rebase_core.transform import (
     label_of,
     transform,
 )
-from rebase_core.types import Pair
+from rebase_core.types import Pair, Task
 
 OUT = ROOT / "bench" / "out" / "distill"
 TEACHER = "local:qwen2.5-coder-1.5b-instruct"
@@ -69,18 +71,19 @@ def load_pairs(path: Path) -> list[Pair] | None:
     return [Pair.from_json_dict(json.loads(line)) for line in path.read_text().splitlines()]
 
 
-def timed(times: dict[str, float], name: str):
-    class _Timer:
-        def __enter__(self) -> None:
-            self.start = time.perf_counter()
+@contextmanager
+def timed(times: dict[str, float], name: str) -> Iterator[None]:
+    """Add the block's wall time to times[name]."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[name] = times.get(name, 0.0) + time.perf_counter() - start
 
-        def __exit__(self, *exc: object) -> None:
-            times[name] = times.get(name, 0.0) + time.perf_counter() - self.start
 
-    return _Timer()
-
-
-def rebase_pairs(task, settings, n: int, cache, times) -> list[Pair]:
+def rebase_pairs(
+    task: Task, settings: Settings, n: int, cache: ResponseCache, times: dict[str, float]
+) -> list[Pair]:
     """Retrieve, transform the best rows until there are enough pairs, then do what a curator
     would with the label chart: keep an even share of each label (label tasks only), as far as
     3n rows provide them."""
@@ -113,7 +116,14 @@ def rebase_pairs(task, settings, n: int, cache, times) -> list[Pair]:
     return chosen + [p for p in pairs if p.id not in ids][: n - len(chosen)]
 
 
-def baseline_pairs(task, settings, method: str, n: int, cache, times) -> list[Pair]:
+def baseline_pairs(
+    task: Task,
+    settings: Settings,
+    method: str,
+    n: int,
+    cache: ResponseCache,
+    times: dict[str, float],
+) -> list[Pair]:
     spec = TEACHER if method == "direct" else STUDENT_LLM
     llm = get_llm(spec, settings)
     with timed(times, method):
@@ -183,19 +193,24 @@ def main() -> None:
                         out=report_path,
                     )
             report = json.loads(report_path.read_text())
-            table.append(
-                (name, label, report["metric"], report["score"], report["ci95"], report["n"])
-            )
-            log(
-                f"  {label}: {report['metric']} {report['score']:.3f} "
-                f"[{report['ci95'][0]:.3f}, {report['ci95'][1]:.3f}] on {report['n']} rows"
-            )
+            # Extractive QA reports exact match and F1; every metric gets its own row.
+            metrics = report.get("metrics") or {report["metric"]: report}
+            for metric, value in metrics.items():
+                table.append((name, label, metric, value["score"], value["ci95"], report["n"]))
+                log(
+                    f"  {label}: {metric} {value['score']:.3f} "
+                    f"[{value['ci95'][0]:.3f}, {value['ci95'][1]:.3f}] on {report['n']} rows"
+                )
         (folder / "times.json").write_text(json.dumps(times, indent=2))
         log(f"{name} stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     print("\ntask   model                          metric        score   95% CI           n")
     for name, label, metric, score, ci, n in table:
         print(f"{name:6} {label:30} {metric:12} {score:6.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]  {n}")
-    (OUT / "results.json").write_text(json.dumps(table, indent=2))
+    # Merge with earlier invocations (one task per run is the usual way to fit a session).
+    results = OUT / "results.json"
+    earlier = json.loads(results.read_text()) if results.exists() else []
+    kept = [row for row in earlier if row[0] not in args.tasks]
+    results.write_text(json.dumps(kept + [list(row) for row in table], indent=2))
 
 
 if __name__ == "__main__":
