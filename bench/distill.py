@@ -8,7 +8,8 @@ For each held-out task (NLI: vitaminc 3-way; extractive QA: SQuAD v1.1 dev):
    - ReBase: retrieve from the default datastore, transform the best rows until N pairs exist;
    - direct synthesis (prompt2model style) from the instruction and examples alone;
    - SELF-GUIDE: the student (SmolLM2-135M-Instruct) writes and labels its own pairs;
-2. fine-tune the student (LoRA, the paper's defaults) on each set;
+2. fine-tune the student (LoRA, the paper's defaults) on each set, once with the paper's loss on
+   the whole text and once on the response tokens only (`--losses`);
 3. evaluate the untrained student (zero- and few-shot) and the three trained students on the
    first `--test` rows of the held-out test set, with bootstrap 95% intervals;
 and print the table with the time each stage took. Every stage is cached (LLM response cache,
@@ -137,6 +138,14 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["nli", "squad"])
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--test", type=int, default=300)
+    parser.add_argument(
+        "--losses",
+        nargs="+",
+        choices=["full-text", "completion-only"],
+        default=["full-text", "completion-only"],
+        help="train one student per loss: the paper's loss on the whole text, and/or on the "
+        "response tokens only",
+    )
     args = parser.parse_args()
     settings = Settings.from_mapping(os.environ)
     cache = ResponseCache(settings.llm_cache_db)
@@ -175,10 +184,13 @@ def main() -> None:
             if len(pairs) < 8:
                 log(f"  {method}: only {len(pairs)} pairs, not trained")
                 continue
-            run_dir = folder / f"run-{method}"
-            with timed(times, f"train {method}"):
-                finetune(task, pairs, run_dir, TrainConfig(max_seq_len=384), settings=settings)
-            models[f"{method} ({len(pairs)} pairs)"] = (str(run_dir), None)
+            for loss in args.losses:
+                only = loss == "completion-only"
+                run_dir = folder / f"run-{method}{'-col' if only else ''}"
+                config = TrainConfig(max_seq_len=384, completion_only_loss=only)
+                with timed(times, f"train {method} {loss}"):
+                    finetune(task, pairs, run_dir, config, settings=settings)
+                models[f"{method} {loss} ({len(pairs)} pairs)"] = (str(run_dir), None)
         for label, (model, shots) in models.items():
             report_path = folder / f"eval-{label.split(' (')[0].replace(' ', '_')}.json"
             if not report_path.exists():
