@@ -215,9 +215,9 @@ def main() -> None:
                 )
         (folder / "times.json").write_text(json.dumps(times, indent=2))
         log(f"{name} stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
-    print("\ntask   model                          metric        score   95% CI           n")
+    print(f"\n{'task':6} {'model':40} {'metric':12} {'score':>6}   95% CI            n")
     for name, label, metric, score, ci, n in table:
-        print(f"{name:6} {label:30} {metric:12} {score:6.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]  {n}")
+        print(f"{name:6} {label:40} {metric:12} {score:6.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]  {n}")
     # Merge with earlier invocations (one task per run is the usual way to fit a session).
     results = OUT / "results.json"
     earlier = json.loads(results.read_text()) if results.exists() else []
