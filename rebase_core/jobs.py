@@ -128,8 +128,9 @@ def _update_status(folder: Path, **changes: Any) -> None:
     _write_json_atomic(folder / "status.json", status)
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
+def pid_alive(pid: object) -> bool:
+    """Whether process `pid` runs (a zombie counts as gone); anything but a positive int is not."""
+    if not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
@@ -154,7 +155,7 @@ def job_status(folder: Path) -> JobStatus:
     state = status.get("state", "queued")
     error = status.get("error", "")
     pid = status.get("pid")
-    if state in ACTIVE_STATES and pid and not _pid_alive(pid):
+    if state in ACTIVE_STATES and pid and not pid_alive(pid):
         state = "failed"
         error = error or "the job's process stopped unexpectedly; start it again to resume"
     elif state == "queued" and not pid and time.time() - spec.get("created_at", 0) > 60:
@@ -288,7 +289,7 @@ def cancel_job(folder: Path, grace_s: float = 10.0) -> None:
         if not job_status(folder).is_active:
             return
         time.sleep(0.2)
-    if status.pid and _pid_alive(status.pid):
+    if status.pid and pid_alive(status.pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(status.pid, signal.SIGTERM)
     _update_status(folder, state="cancelled", finished_at=time.time())

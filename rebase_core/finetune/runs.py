@@ -16,6 +16,7 @@ from typing import Any
 from rebase_core.errors import InputError
 from rebase_core.finetune.config import TrainConfig, total_steps
 from rebase_core.finetune.data import data_summary, run_fingerprint
+from rebase_core.jobs import pid_alive
 from rebase_core.settings import Settings
 from rebase_core.task import load_task, task_from_dict
 from rebase_core.types import Example, Pair, Task
@@ -138,18 +139,6 @@ def default_run_dir(
     return settings.runs_dir / f"{slugify(task.name)}-{digest}"
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def list_runs(settings: Settings) -> list[RunInfo]:
     """Every run folder under `settings.runs_dir`, newest first, with its evaluation metrics."""
     root = settings.runs_dir
@@ -161,7 +150,7 @@ def list_runs(settings: Settings) -> list[RunInfo]:
         if not card:
             continue
         status = str(card.get("status", ""))
-        if status == "running" and not _pid_alive(card.get("pid")):
+        if status == "running" and not pid_alive(card.get("pid")):
             status = "interrupted"  # the process died: resumable from its last checkpoint
         rows = read_progress(run_dir)
         metrics = {}
