@@ -40,12 +40,13 @@ from rebase_core.bundled import heldout_sets
 from rebase_core.datastore import open_datastore
 from rebase_core.embed import get_embedder
 from rebase_core.evaluate import evaluate
-from rebase_core.finetune import TrainConfig, finetune
-from rebase_core.llm import ResponseCache, get_llm
+from rebase_core.evaluate.metrics import bootstrap_ci, infer_metric, score_example
+from rebase_core.finetune import TrainConfig, finetune, format_prompt
+from rebase_core.llm import Message, Request, ResponseCache, complete_many, get_llm
 from rebase_core.retrieval import RetrievalOptions, retrieve
 from rebase_core.settings import Settings
 from rebase_core.synthesize import synthesize
-from rebase_core.task import load_task
+from rebase_core.task import final_answer, load_task
 from rebase_core.transform import (
     TransformConfig,
     balance_by_label,
@@ -135,6 +136,41 @@ def baseline_pairs(
     return list(result.pairs)[:n]
 
 
+def teacher_ceiling(
+    task: Task, test: Path, n: int, settings: Settings, cache: ResponseCache, out: Path
+) -> None:
+    """The teacher answering the first `n` test rows itself (few-shot, greedy): how good the
+    labels it writes for ReBase and direct synthesis can be. Written like an evaluation report."""
+    rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines()][:n]
+    golds = [r["output"] for r in rows]
+    metric = infer_metric(task, golds)
+    labels = [final_answer(o) for o in [e.output for e in task.examples] + golds]
+    requests = [
+        Request(
+            key=f"teacher-ceiling-{i}",
+            messages=(Message("user", format_prompt(task, r["input"], with_examples=True)),),
+            temperature=0.0,
+            max_tokens=64,
+        )
+        for i, r in enumerate(rows)
+    ]
+    results = complete_many(get_llm(TEACHER, settings), requests, concurrency=1, cache=cache)
+    scored = []
+    for row, result in zip(rows, results, strict=True):
+        text = result.completion.text if result.completion else ""
+        prediction = text.split("###")[0].strip()  # the prompt's next section ends the answer
+        scored.append(
+            {"prediction": prediction, **score_example(metric, prediction, row["output"], labels)}
+        )
+    metrics = {}
+    for name in ("exact_match", "f1") if metric in ("exact_match", "f1") else (metric,):
+        values = [float(s.get(name, s["score"])) for s in scored]
+        metrics[name] = {"score": sum(values) / len(values), "ci95": list(bootstrap_ci(values))}
+    report = {"metric": metric, "n": len(scored), "metrics": metrics, **metrics[metric]}
+    out.with_suffix(".jsonl").write_text("".join(json.dumps(s) + "\n" for s in scored))
+    out.write_text(json.dumps(report, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["nli", "squad"])
@@ -154,6 +190,12 @@ def main() -> None:
         type=float,
         default=[1.0],
         help="train one student per epoch count (the paper: 1; SELF-GUIDE's reference setup: 3)",
+    )
+    parser.add_argument(
+        "--teacher-rows",
+        type=int,
+        default=100,
+        help="also score the teacher itself on this many test rows (its labels' ceiling; 0: skip)",
     )
     args = parser.parse_args()
     settings = Settings.from_mapping(os.environ)
@@ -204,9 +246,14 @@ def main() -> None:
                     with timed(times, f"train {label}"):
                         finetune(task, pairs, run_dir, config, settings=settings)
                     models[f"{label} ({len(pairs)} pairs)"] = (str(run_dir), None)
+        if args.teacher_rows:
+            models["teacher few-shot"] = ("teacher", True)
         for label, (model, shots) in models.items():
             report_path = folder / f"eval-{label.split(' (')[0].replace(' ', '_')}.json"
-            if not report_path.exists():
+            if model == "teacher" and not report_path.exists():
+                with timed(times, f"eval {label}"):
+                    teacher_ceiling(task, test, args.teacher_rows, settings, cache, report_path)
+            elif not report_path.exists():
                 with timed(times, f"eval {label}"):
                     evaluate(
                         task,
