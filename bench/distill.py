@@ -275,14 +275,18 @@ def main() -> None:
                 )
         (folder / "times.json").write_text(json.dumps(times, indent=2))
         log(f"{name} stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
-    print(f"\n{'task':6} {'model':40} {'metric':12} {'score':>6}   95% CI            n")
-    for name, label, metric, score, ci, n in table:
-        print(f"{name:6} {label:40} {metric:12} {score:6.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]  {n}")
-    # Merge with earlier invocations (one task per run is the usual way to fit a session).
+    # Merge with earlier invocations (one task, loss or epoch count per run is the usual way to
+    # fit a session): a row of this run replaces the earlier row of the same task, model, metric.
     results = OUT / "results.json"
     earlier = json.loads(results.read_text()) if results.exists() else []
-    kept = [row for row in earlier if row[0] not in args.tasks]
-    results.write_text(json.dumps(kept + [list(row) for row in table], indent=2))
+    fresh = {tuple(row[:3]) for row in table}
+    merged = [row for row in earlier if tuple(row[:3]) not in fresh] + [list(r) for r in table]
+    tasks = list(dict.fromkeys(row[0] for row in merged))
+    merged.sort(key=lambda row: tasks.index(row[0]))  # stable: each task's rows stay together
+    results.write_text(json.dumps(merged, indent=2))
+    print(f"\n{'task':6} {'model':40} {'metric':12} {'score':>6}   95% CI            n")
+    for name, label, metric, score, ci, n in merged:
+        print(f"{name:6} {label:40} {metric:12} {score:6.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]  {n}")
 
 
 if __name__ == "__main__":
