@@ -87,7 +87,7 @@ retrieval_run = st.selectbox(
     "Rows from retrieval run", list(run_labels), format_func=run_labels.get, key="tf_retrieval_run"
 )
 kept = [r for _, r, _ in ws.retrieved_rows(retrieval_run, selected_only=True)]
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns(4)
 limit = c1.number_input(
     "Rows to transform",
     1,
@@ -97,6 +97,17 @@ limit = c1.number_input(
 )
 llm_filter = c2.toggle("LLM yes/no filter (a second call per pair)", key="tf_filter")
 dedup = c3.toggle("Drop duplicate inputs", value=True, key="tf_dedup")
+min_grounding = c4.number_input(
+    "Words from the row, at least",
+    0.0,
+    1.0,
+    0.2,
+    0.05,
+    key="tf_grounding",
+    help="A pair whose input shares a smaller share of its words with the source row was not "
+    "built from the row (small LLMs often invent generic text instead): it is asked for once "
+    "more, then set aside as 'ungrounded'. 0 turns the check off, e.g. for translation tasks.",
+)
 try:
     config = TransformConfig(
         template=template,
@@ -104,6 +115,7 @@ try:
         max_tokens=choice.max_tokens,
         llm_filter=llm_filter,
         dedup=dedup,
+        min_grounding=float(min_grounding),
         concurrency=choice.concurrency,
         task_note=note,
     )
@@ -192,6 +204,7 @@ def _start(run_id: int) -> None:
             "max_tokens": config.max_tokens,
             "llm_filter": llm_filter,
             "dedup": dedup,
+            "min_grounding": config.min_grounding,
             "concurrency": config.concurrency,
             "task_note": note,
         },

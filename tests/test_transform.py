@@ -201,7 +201,8 @@ def test_transform_job_crash_and_resume_pays_nothing_twice(settings):
         "task_id": rec.id,
         "llm": "fake",
         "llm_options": {"latency_s": 0.05},
-        "config": {"concurrency": 1},
+        # The fake's default reply ("fake input <digest>") is not built from the row.
+        "config": {"concurrency": 1, "min_grounding": 0},
     }
     env = {}
     job = jobs.start_job(settings, "transform", params, env=env)
@@ -251,7 +252,8 @@ def test_cli_transform_writes_pairs_and_exits_2_on_bad_input(tmp_path):
         )
 
     out = tmp_path / "pairs.jsonl"
-    ok = run("--task", str(task), "--rows", str(rows), "--llm", "fake", "--out", str(out))
+    fake = ("--llm", "fake", "--min-grounding", "0")  # its replies do not use the row
+    ok = run("--task", str(task), "--rows", str(rows), *fake, "--out", str(out))
     assert ok.returncode == 0, ok.stderr
     pairs = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(pairs) == 3 and {p["origin"] for p in pairs} == {"rebase"}
@@ -321,3 +323,58 @@ def test_estimate_counts_the_calls_the_cache_already_has(tmp_path):
     transform(TASK, rows[:3], llm, cache=cache)
     after = estimate_transform(TASK, rows, llm, TransformConfig(), cache=cache)
     assert (after.requests, after.cached) == (4, 3)
+
+
+def test_inputs_not_built_from_the_row_are_retried_then_counted():
+    task = Task(
+        "nli",
+        "Relation?",
+        (
+            Example("Premise: a.\nHypothesis: b.", "entailment"),
+            Example("Premise: c.\nHypothesis: d.", "neutral"),
+        ),
+    )
+    rows = [
+        _row(0, text="Richard yelled at Ethan in the crowded kitchen", label="entailment"),
+        _row(1, text="Marta painted the blue fence near the river", label="neutral"),
+    ]
+    invented = '{"input": "Premise: The quick brown fox jumps.\\nHypothesis: A fox sleeps.", '
+    invented += '"output": "neutral"}'
+    calls = []
+
+    def teacher(call):
+        calls.append(call.prompt)
+        if "Richard" in call.prompt and "build it from the row" in call.prompt:
+            return json.dumps(
+                {
+                    "input": "Premise: Richard yelled at Ethan.\nHypothesis: Ethan heard Richard.",
+                    "output": "entailment",
+                }
+            )
+        return invented
+
+    result = transform(task, rows, FakeLLM(teacher), TransformConfig(concurrency=1))
+    assert [p.source.row_id for p in result.pairs] == ["0"]
+    assert "Richard" in result.pairs[0].input
+    ((key, failure),) = result.failures
+    assert key.endswith("\x1f1") and failure.reason == "ungrounded"
+    assert failure.detail.startswith("the input shares 0% of its words with the source row")
+    assert len(calls) == 4  # each row once, and once more told why
+    off = transform(task, rows[1:], FakeLLM(teacher), TransformConfig(min_grounding=0))
+    assert [p.output for p in off.pairs] == ["neutral"]
+    with pytest.raises(InputError, match="min_grounding"):
+        TransformConfig(min_grounding=1.5)
+
+
+def test_grounding_leaves_out_what_words_cannot_judge():
+    from rebase_core.transform.checks import grounding
+
+    task = Task("t", "i", (Example("Premise: a\nHypothesis: b", "x"),))
+    row = {"text": "The committee approved the budget on Monday"}
+    assert grounding(task, "Premise: committee budget approved.\nHypothesis: Monday.", row) == 1.0
+    assert grounding(task, "Premise: ok\nHypothesis: no", row) is None  # too few words
+    german = "Premise: Der Ausschuss hat den Haushalt genehmigt und das ist gut.\nHypothesis: ja"
+    assert grounding(task, german, row) is None  # a translation of the row
+    assert (
+        grounding(task, "Premise: 委员会批准了预算\nHypothesis: 是的", {"text": "委员会"}) is None
+    )

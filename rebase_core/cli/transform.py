@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--filter", action="store_true", help="second pass: LLM yes/no filter")
     parser.add_argument("--no-dedup", action="store_true", help="keep duplicate inputs")
     parser.add_argument(
+        "--min-grounding",
+        type=float,
+        default=0.2,
+        help="set aside pairs whose input shares a smaller share of its words with the source "
+        "row (the LLM ignored the row); 0 turns the check off",
+    )
+    parser.add_argument(
         "--prompt",
         type=Path,
         help="a prompt template file (see --help of the Transform page for the placeholders)",
@@ -66,6 +73,7 @@ def _transform(args: argparse.Namespace, settings: Settings) -> int:
         max_tokens=args.max_tokens,
         llm_filter=args.filter,
         dedup=not args.no_dedup,
+        min_grounding=args.min_grounding,
         concurrency=args.concurrency,
         **template_kwargs,
     )

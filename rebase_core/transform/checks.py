@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rebase_core.task import final_answer
 from rebase_core.types import (
@@ -141,6 +141,48 @@ def format_problem(task: Task, input: str) -> str | None:
     if missing:
         return f"the input lacks {', '.join(repr(m) for m in missing)}, which every example has"
     return None
+
+
+_ALL_STOPWORDS = set().union(*_STOPSETS.values())
+_NOT_SPACED = {"cjk", "thai", "lao", "khmer", "myanmar", "tibetan"}  # words are not split by spaces
+
+
+def content_words(text: str) -> set[str]:
+    """The words of a text that carry content: lower case, three letters or more (or a number),
+    no stopword of the languages `guess_language` knows."""
+    return {
+        w
+        for w in re.findall(r"[^\W_]+", text.lower())
+        if (len(w) > 2 or w.isdigit()) and w not in _ALL_STOPWORDS
+    }
+
+
+def grounding(task: Task, input: str, row: Mapping[str, str]) -> float | None:
+    """The share of a new input's own words that occur in the source row it was built from.
+
+    Words every example input has (field markers, template text) do not count. None when words
+    cannot tell: a script written without spaces, a row in another language than the input (a
+    translation), or fewer than three words left.
+
+    >>> from rebase_core.types import Example
+    >>> t = Task("t", "i", (Example("Premise: a\\nHypothesis: b", "x"),))
+    >>> row = {"sentence": "Richard yelled at Ethan in the kitchen.", "label": "entailment"}
+    >>> grounding(t, "Premise: Richard yelled at Ethan.\\nHypothesis: Ethan was yelled at.", row)
+    1.0
+    >>> grounding(t, "Premise: The quick brown fox.\\nHypothesis: The fox jumps.", row)
+    0.0
+    """
+    words = content_words(input)
+    shared = [content_words(e.input) for e in task.examples]
+    template = set.intersection(*shared) if len(shared) > 1 else set()
+    words -= template | content_words(" ".join(input_markers(task)))
+    if len(words) < 3:
+        return None
+    row_text = " ".join(str(v) for v in row.values())
+    languages = {guess_language(input), guess_language(row_text)} - {"unknown"}
+    if len(languages) > 1 or languages & _NOT_SPACED:
+        return None
+    return len(words & content_words(row_text)) / len(words)
 
 
 def balance_by_label(task: Task, pairs: Sequence[Pair], per_label: int | None = None) -> list[Pair]:

@@ -72,6 +72,7 @@ class TransformConfig:
     json_schema: bool = True  # constrain the reply where the backend supports it
     llm_filter: bool = False  # second pass: "does this pair fit the task?"
     format_check: bool = True  # drop inputs missing a field marker every example has
+    min_grounding: float = 0.2  # drop inputs sharing fewer of their words with the row (0: off)
     dedup: bool = True
     concurrency: int = 4
     max_retries: int = 4
@@ -86,6 +87,8 @@ class TransformConfig:
             )
         if not 0.0 <= self.temperature <= 2.0:
             raise InputError(f"temperature must be between 0 and 2, got {self.temperature}.")
+        if not 0.0 <= self.min_grounding <= 1.0:
+            raise InputError(f"min_grounding must be between 0 and 1, got {self.min_grounding}.")
         if self.max_tokens < 16:
             raise InputError(f"max_tokens must be at least 16, got {self.max_tokens}.")
 

@@ -25,7 +25,12 @@ from rebase_core.llm import (
     summarize_usage,
     usage_fields,
 )
-from rebase_core.transform.checks import format_problem, normalise_text, quality_warnings
+from rebase_core.transform.checks import (
+    format_problem,
+    grounding,
+    normalise_text,
+    quality_warnings,
+)
 from rebase_core.transform.parse import parse_pair
 from rebase_core.transform.prompt import (
     FILTER_TEMPLATE,
@@ -86,6 +91,7 @@ def _requests(
     ]
 
 
+_RETRIED = ("parse", "empty", "format", "ungrounded")  # failures asked for once more, told why
 _RETRY_NOTE = (
     "\n\nYour previous answer could not be used ({reason}). Answer again with only a JSON "
     'object of the form {{"input": "...", "output": "..."}}.'
@@ -207,20 +213,35 @@ class _RunState:
                 reason = "empty" if "empty" in str(exc) else "parse"
                 failures[result.key] = Failure(reason, str(exc), self._source(result.key))
                 continue
-            problem = format_problem(self.task, pair[0]) if self.config.format_check else None
+            problem = self._problem(result.key, pair[0])
             if problem:
-                failures[result.key] = Failure("format", problem, self._source(result.key))
+                failures[result.key] = Failure(*problem, self._source(result.key))
                 parsed.pop(result.key, None)
                 continue
             parsed[result.key] = pair
             failures.pop(result.key, None)
+
+    def _problem(self, key: str, input: str) -> tuple[str, str] | None:
+        """(reason, detail) when a parsed pair's input is off-format or not built from its row."""
+        if self.config.format_check:
+            problem = format_problem(self.task, input)
+            if problem:
+                return "format", problem
+        if self.config.min_grounding:
+            share = grounding(self.task, input, self.by_key[key].row)
+            if share is not None and share < self.config.min_grounding:
+                return "ungrounded", (
+                    f"the input shares {share:.0%} of its words with the source row "
+                    f"({self.config.min_grounding:.0%} needed): build it from the row"
+                )
+        return None
 
     def run_chunk(self, keys: list[str]) -> tuple[list[Pair], list[tuple[str, Failure]]]:
         rows = [self.by_key[k] for k in keys]
         parsed: dict[str, tuple[str, str]] = {}
         failures: dict[str, Failure] = {}
         self._parse(self._complete(_requests(self.task, rows, self.config)), parsed, failures)
-        retry_keys = [k for k, f in failures.items() if f.reason in ("parse", "empty", "format")]
+        retry_keys = [k for k, f in failures.items() if f.reason in _RETRIED]
         if retry_keys and not self.should_stop():
             retries = []
             for key in retry_keys:
