@@ -54,7 +54,7 @@ from rebase_core.types import (
 
 logger = logging.getLogger(__name__)
 
-FAILURE_REASONS = ("provider", "parse", "empty", "format", "filtered", "duplicate")
+FAILURE_REASONS = ("provider", "parse", "empty", "format", "ungrounded", "filtered", "duplicate")
 
 
 @dataclass(frozen=True, slots=True)
