@@ -18,6 +18,7 @@ from rebase_core.evaluate import (
     compare_results,
     generate_answer,
     load_test_set,
+    paired_difference,
     stored_reports,
 )
 from rebase_core.finetune import DEFAULT_STUDENT, list_runs, load_student
@@ -250,6 +251,33 @@ else:
         "Bars: the mean score; whiskers: 95% bootstrap confidence interval over the test rows. "
         "Compare runs trained on the same number of pairs (the paper's setting)."
     )
+
+    if len(on_test) > 1:
+        with st.expander("Is one model really better than another? (paired comparison)"):
+            names = {
+                i: f"{r.extra.get('label', r.extra.get('model'))} · "
+                f"{'few' if r.extra.get('few_shot') else 'zero'}-shot"
+                for i, r in enumerate(on_test)
+            }
+            q1, q2 = st.columns(2)
+            first = q1.selectbox("Model A", list(names), format_func=names.get, key="ev_pair_a")
+            second = q2.selectbox(
+                "Model B", list(names), index=1, format_func=names.get, key="ev_pair_b"
+            )
+            with ui.shown_errors(stop=False):
+                gap = paired_difference(on_test[first], on_test[second], metric=metric)
+                st.metric(
+                    f"A − B, {metric}",
+                    f"{gap.difference:+.3f}",
+                    help="Mean per-row difference on the rows both scored.",
+                )
+                st.caption(
+                    f"95% paired bootstrap interval [{gap.ci_low:+.3f}, {gap.ci_high:+.3f}] on "
+                    f"{gap.n:,} shared test rows: A is **{gap.verdict}**"
+                    f"{'' if gap.verdict == 'no clear difference' else ' than B'}. Pairing the "
+                    "rows cancels their shared difficulty, so this interval is tighter than "
+                    "comparing the two bars' whiskers."
+                )
 
     with st.expander("Predictions, one per test row"):
         names = {

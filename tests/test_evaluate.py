@@ -310,3 +310,36 @@ def test_cli_evaluate_writes_the_contract_report(tiny_lm, test_file, tmp_path, c
     assert main([*args, "--model", str(tmp_path)]) == 2  # not a model folder
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert [line for line in err_lines if line.startswith("error: ")] == err_lines[-3:]
+
+
+def test_paired_difference_matches_rows_and_says_whether_the_gap_is_real(tmp_path):
+    def report(name, f1s, order=None):
+        path = tmp_path / f"{name}.jsonl"
+        rows = [
+            {"input": f"q{i}", "gold": "a", "score": 0.0, "exact_match": 0.0, "f1": f}
+            for i, f in enumerate(f1s)
+        ]
+        rows.append({"input": "q0", "gold": "a", "score": 0.0, "exact_match": 0.0, "f1": 1.0})
+        for row in [rows[i] for i in order] if order else rows:
+            path.open("a").write(json.dumps(row) + "\n")
+        return EvalReport("exact_match", 0.0, len(rows), (0.0, 0.0), str(path), {})
+
+    # Per-row scores share their difficulty: b is a minus a small, steady margin.
+    a_scores = [0.2 + 0.6 * (i % 5) / 4 for i in range(40)]
+    a = report("a", a_scores)
+    b = report("b", [s - 0.05 for s in a_scores], order=[*reversed(range(40)), 40])
+    gap = ev.paired_difference(a, b, metric="f1")
+    # Rows are matched by input, not position; a repeated row pairs with its twin in turn.
+    assert gap.n == 41 and gap.difference == pytest.approx(0.05 * 40 / 41)
+    assert 0 < gap.ci_low <= gap.difference <= gap.ci_high and gap.verdict == "better"
+    assert ev.paired_difference(b, a, metric="f1").verdict == "worse"
+    assert ev.paired_difference(a, a, metric="f1").verdict == "no clear difference"
+    exact = ev.paired_difference(a, b)  # the report's own metric by default
+    assert exact.metric == "exact_match" and exact.difference == 0.0
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"input": "zzz", "gold": "a", "score": 1.0}) + "\n")
+    elsewhere = EvalReport("exact_match", 1.0, 1, (1.0, 1.0), str(other), {})
+    with pytest.raises(InputError, match="share no test row"):
+        ev.paired_difference(a, elsewhere)
+    with pytest.raises(InputError, match="no 'chrf' scores"):
+        ev.paired_difference(a, b, metric="chrf")

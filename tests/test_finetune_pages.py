@@ -256,6 +256,11 @@ def test_evaluate_page_runs_jobs_shows_results_predictions_and_try_it(home, tiny
     assert sorted(table["model"]) == sorted(["untrained (zero-shot)", run_dir.name])
     assert list(table["rows"]) == [5, 5]
     assert table["accuracy"].between(0, 1).all()
+    # The paired comparison: on the same 5 rows, the mean per-row gap is the gap of the scores.
+    (gap,) = [m for m in at.metric if m.label.startswith("A − B")]
+    a_minus_b = abs(table["accuracy"].iloc[0] - table["accuracy"].iloc[1])
+    assert abs(float(gap.value)) == pytest.approx(a_minus_b, abs=1e-3)
+    assert "on 5 shared test rows" in _texts(at)
     examples = _frame_with(at, "prediction")
     assert len(examples) == 5 and set(examples["gold"]) == {"positive", "negative"}
     assert {"prediction", "extracted", "correct"} <= set(examples.columns)

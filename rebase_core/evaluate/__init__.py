@@ -15,7 +15,9 @@ from __future__ import annotations
 from rebase_core.evaluate.compare import (
     ORIGIN_LABELS,
     ComparisonRow,
+    PairedDifference,
     compare_results,
+    paired_difference,
     report_from_json,
     stored_reports,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "ORIGIN_LABELS",
     "STOP_MARKERS",
     "ComparisonRow",
+    "PairedDifference",
     "bootstrap_ci",
     "chrf",
     "compare_results",
@@ -62,6 +65,7 @@ __all__ = [
     "match_label",
     "normalize_answer",
     "normalize_label",
+    "paired_difference",
     "report_from_json",
     "run_evaluate_job",
     "score_example",

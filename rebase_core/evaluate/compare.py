@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rebase_core.errors import InputError
+from rebase_core.evaluate.metrics import bootstrap_ci
+from rebase_core.jsonl import read_jsonl
 from rebase_core.settings import Settings
 from rebase_core.types import EvalReport
 
@@ -116,3 +119,58 @@ def compare_results(
         rows.values(),
         key=lambda r: (r.test, r.trained, _ORIGIN_ORDER.get(r.origin, 5), r.few_shot, r.label),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PairedDifference:
+    """How much better one evaluation is than another on the same test rows."""
+
+    metric: str
+    difference: float  # mean over the shared rows of (a's score - b's score)
+    ci_low: float
+    ci_high: float
+    n: int  # rows both evaluations scored
+
+    @property
+    def verdict(self) -> str:
+        """'better', 'worse' or 'no clear difference' (the interval holds 0)."""
+        if self.ci_low > 0:
+            return "better"
+        if self.ci_high < 0:
+            return "worse"
+        return "no clear difference"
+
+
+def _row_scores(report: EvalReport, metric: str) -> dict[tuple[str, str, int], float]:
+    """Per-row scores of a report's predictions file, keyed by (input, gold, occurrence)."""
+    path = Path(report.per_example)
+    if not path.is_file():
+        raise InputError(f"The predictions file {path} is gone; evaluate the model again.")
+    scores: dict[tuple[str, str, int], float] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for row in read_jsonl(path):
+        value = row.get(metric, row.get("score") if metric == report.metric else None)
+        if value is None:
+            raise InputError(f"{path} has no {metric!r} scores; pick a metric both reports have.")
+        base = (str(row.get("input", "")), str(row.get("gold", "")))
+        seen[base] = seen.get(base, 0) + 1
+        scores[(*base, seen[base])] = float(value)
+    return scores
+
+
+def paired_difference(
+    a: EvalReport, b: EvalReport, *, metric: str | None = None
+) -> PairedDifference:
+    """Mean per-row difference a - b of `metric` on the test rows both scored, with a 95% paired
+    bootstrap interval: resampling rows, not models, so the rows' shared difficulty cancels out
+    and the interval is tighter than comparing the two reports' own intervals."""
+    name = metric or a.metric
+    left, right = _row_scores(a, name), _row_scores(b, name)
+    shared = [key for key in left if key in right]
+    if not shared:
+        raise InputError(
+            "The two evaluations share no test row; compare evaluations on the same test set."
+        )
+    diffs = [left[key] - right[key] for key in shared]
+    low, high = bootstrap_ci(diffs)
+    return PairedDifference(name, sum(diffs) / len(diffs), low, high, len(diffs))
