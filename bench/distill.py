@@ -298,7 +298,14 @@ def main() -> None:
     fresh = {tuple(row[:3]) for row in table}
     merged = [row for row in earlier if tuple(row[:3]) not in fresh] + [list(r) for r in table]
     tasks = list(dict.fromkeys(row[0] for row in merged))
-    merged.sort(key=lambda row: tasks.index(row[0]))  # stable: each task's rows stay together
+    methods = ("untrained", "rebase", "direct", "self-guide", "teacher")
+
+    def order(row: list) -> tuple[int, int, str]:
+        # Each task's rows together: the untrained floor, then method by method, the teacher last.
+        method = next((i for i, m in enumerate(methods) if row[1].startswith(m)), len(methods))
+        return tasks.index(row[0]), method, row[1]
+
+    merged.sort(key=order)
     results.write_text(json.dumps(merged, indent=2))
     print(f"\n{'task':6} {'model':40} {'metric':12} {'score':>6}   95% CI            n")
     for name, label, metric, score, ci, n in merged:
