@@ -204,6 +204,13 @@ def main() -> None:
         help="train one student per epoch count (the paper: 1; SELF-GUIDE's reference setup: 3)",
     )
     parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["rebase", "direct", "self-guide"],
+        default=["rebase", "direct", "self-guide"],
+        help="which students to train (every pair set is still built or loaded)",
+    )
+    parser.add_argument(
         "--teacher-rows",
         type=int,
         default=100,
@@ -244,6 +251,8 @@ def main() -> None:
             "untrained few-shot": ("smollm2-135m-instruct", True),
         }
         for method, pairs in sets.items():
+            if method not in args.methods:
+                continue
             if len(pairs) < 8:
                 log(f"  {method}: only {len(pairs)} pairs, not trained")
                 continue
