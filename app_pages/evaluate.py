@@ -252,13 +252,13 @@ else:
         "Compare runs trained on the same number of pairs (the paper's setting)."
     )
 
+    names = {  # each evaluation on this test set, as the pickers below name it
+        i: f"{r.extra.get('label', r.extra.get('model'))} · "
+        f"{'few' if r.extra.get('few_shot') else 'zero'}-shot"
+        for i, r in enumerate(on_test)
+    }
     if len(on_test) > 1:
         with st.expander("Is one model really better than another? (paired comparison)"):
-            names = {
-                i: f"{r.extra.get('label', r.extra.get('model'))} · "
-                f"{'few' if r.extra.get('few_shot') else 'zero'}-shot"
-                for i, r in enumerate(on_test)
-            }
             q1, q2 = st.columns(2)
             first = q1.selectbox("Model A", list(names), format_func=names.get, key="ev_pair_a")
             second = q2.selectbox(
@@ -280,11 +280,6 @@ else:
                 )
 
     with st.expander("Predictions, one per test row"):
-        names = {
-            i: f"{r.extra.get('label', r.extra.get('model'))} · "
-            f"{'few' if r.extra.get('few_shot') else 'zero'}-shot"
-            for i, r in enumerate(on_test)
-        }
         which = st.selectbox("Evaluation", list(names), format_func=names.get, key="ev_which")
         wrong_only = st.toggle("Only the wrong answers", key="ev_wrong")
         path = Path(on_test[which].per_example)

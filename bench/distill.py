@@ -39,8 +39,13 @@ sys.path.insert(0, str(ROOT))
 from rebase_core.bundled import heldout_sets
 from rebase_core.datastore import open_datastore
 from rebase_core.embed import get_embedder
-from rebase_core.evaluate import evaluate, paired_difference, report_from_json
-from rebase_core.evaluate.metrics import bootstrap_ci, infer_metric, score_example
+from rebase_core.evaluate import (
+    evaluate,
+    paired_difference,
+    report_from_json,
+    summarize_scores,
+)
+from rebase_core.evaluate.metrics import infer_metric, score_example
 from rebase_core.finetune import TrainConfig, finetune, format_prompt
 from rebase_core.llm import Message, Request, ResponseCache, complete_many, get_llm
 from rebase_core.retrieval import RetrievalOptions, retrieve
@@ -167,10 +172,7 @@ def teacher_ceiling(
                 **score_example(metric, prediction, row["output"], labels),
             }
         )
-    metrics = {}
-    for name in ("exact_match", "f1") if metric in ("exact_match", "f1") else (metric,):
-        values = [float(s.get(name, s["score"])) for s in scored]
-        metrics[name] = {"score": sum(values) / len(values), "ci95": list(bootstrap_ci(values))}
+    metrics = summarize_scores(metric, scored)
     per_example = out.with_suffix(".jsonl")
     report = {
         "metric": metric,

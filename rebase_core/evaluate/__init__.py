@@ -42,6 +42,7 @@ from rebase_core.evaluate.run import (
     generate_answer,
     load_test_set,
     run_evaluate_job,
+    summarize_scores,
 )
 
 __all__ = [
@@ -70,4 +71,5 @@ __all__ = [
     "run_evaluate_job",
     "score_example",
     "stored_reports",
+    "summarize_scores",
 ]

@@ -221,6 +221,20 @@ def evaluate(
     return report
 
 
+def summarize_scores(metric: str, scored: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{metric: {"score": mean, "ci95": [low, high]}} over scored rows (`score_example` output);
+    extractive QA reports both exact match and F1."""
+    names = ("exact_match", "f1") if metric in ("exact_match", "f1") else (metric,)
+    summary = {}
+    for name in dict.fromkeys((metric, *names)):
+        values = [float(s[name] if name in s else s["score"]) for s in scored]
+        summary[name] = {
+            "score": sum(values) / len(values) if values else 0.0,
+            "ci95": list(bootstrap_ci(values)),
+        }
+    return summary
+
+
 def _report(
     metric: str,
     scored: Sequence[Mapping[str, Any]],
@@ -232,14 +246,7 @@ def _report(
 ) -> EvalReport:
     scores = [float(s["score"]) for s in scored]
     score = sum(scores) / len(scores) if scores else 0.0
-    metrics = {metric: {"score": score, "ci95": list(bootstrap_ci(scores))}}
-    if metric in ("exact_match", "f1"):  # extractive QA reports both
-        for name in ("exact_match", "f1"):
-            values = [float(s[name]) for s in scored]
-            metrics[name] = {
-                "score": sum(values) / len(values) if values else 0.0,
-                "ci95": list(bootstrap_ci(values)),
-            }
+    metrics = summarize_scores(metric, scored)
     card = read_run_card(student.run_dir) if student.run_dir else {}
     data = card.get("data", {})
     origins = [o for o, n in data.get("by_origin", {}).items() if n]
