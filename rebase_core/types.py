@@ -147,6 +147,7 @@ class ScoredRow:
 
 
 PAIR_ORIGINS = ("rebase", "direct", "self-guide", "manual")
+PAIR_METHODS = ("plan", "rewrite", "rationale")  # how a ReBase pair was made from its row
 PAIR_STATUSES = ("pending", "accepted", "rejected", "edited")
 
 
@@ -158,14 +159,29 @@ class PairSource:
     config: str
     row_id: str
     score: float | None = None
+    plan: str = ""  # the version of the plan that made the pair (planned pairs only)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "dataset": self.dataset,
             "config": self.config,
             "row_id": self.row_id,
             "score": self.score,
         }
+        if self.plan:
+            out["plan"] = self.plan
+        return out
+
+    @classmethod
+    def from_json_dict(cls, d: Mapping[str, Any]) -> PairSource:
+        score = d.get("score")
+        return cls(
+            dataset=str(d["dataset"]),
+            config=str(d.get("config", "default")),
+            row_id=str(d.get("row_id", "")),
+            score=float(score) if score is not None else None,
+            plan=str(d.get("plan") or ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +198,7 @@ class Pair:
     prompt_version: str = ""
     created_at: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    method: str = ""  # one of PAIR_METHODS for ReBase pairs; "" for the others
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -195,6 +212,8 @@ class Pair:
             "prompt_version": self.prompt_version,
             "created_at": self.created_at,
         }
+        if self.method:
+            out["method"] = self.method
         out.update(self.extra)
         return out
 
@@ -210,17 +229,12 @@ class Pair:
             "llm",
             "prompt_version",
             "created_at",
+            "method",
         }
         src = d.get("source")
         source = None
         if isinstance(src, Mapping) and src.get("dataset") is not None:
-            score = src.get("score")
-            source = PairSource(
-                dataset=str(src["dataset"]),
-                config=str(src.get("config", "default")),
-                row_id=str(src.get("row_id", "")),
-                score=float(score) if score is not None else None,
-            )
+            source = PairSource.from_json_dict(src)
         return cls(
             id=str(d.get("id", "")),
             input=str(d["input"]),
@@ -232,6 +246,7 @@ class Pair:
             prompt_version=str(d.get("prompt_version", "")),
             created_at=str(d.get("created_at", "")),
             extra={k: v for k, v in d.items() if k not in known},
+            method=str(d.get("method") or ""),
         )
 
 

@@ -168,6 +168,11 @@ class PairEvent:
     undone: bool
 
 
+def _stored_extra(pair: Pair) -> dict[str, Any]:
+    """The `extra` column: the pair's extras, and its method (no column of its own)."""
+    return {**pair.extra, "method": pair.method} if pair.method else dict(pair.extra)
+
+
 def _pair_json(pair: Pair | None) -> str | None:
     return None if pair is None else json.dumps(pair.to_json_dict(), ensure_ascii=False)
 
@@ -476,7 +481,7 @@ class Workspace:
                         json.dumps(pair.source.to_json_dict()) if pair.source else None,
                         pair.llm,
                         pair.prompt_version,
-                        json.dumps(dict(pair.extra), default=str),
+                        json.dumps(_stored_extra(pair), default=str),
                         pair.created_at or now,
                         now,
                     ),
@@ -516,9 +521,7 @@ class Workspace:
                     Failure(
                         reason,
                         detail,
-                        PairSource(src["dataset"], src["config"], src["row_id"], src.get("score"))
-                        if src
-                        else None,
+                        PairSource.from_json_dict(src) if src else None,
                     ),
                 )
             )
@@ -536,19 +539,19 @@ class Workspace:
     def _row_to_pair(self, row: Sequence[Any]) -> Pair:
         pid, inp, out, origin, status, source, llm, pv, extra, created = row
         src = json.loads(source) if source else None
+        extras = json.loads(extra)  # the pair's method is kept among the extras
         return Pair(
             id=pid,
             input=inp,
             output=out,
             origin=origin,
             status=status,
-            source=PairSource(src["dataset"], src["config"], src["row_id"], src.get("score"))
-            if src
-            else None,
+            source=PairSource.from_json_dict(src) if src else None,
             llm=llm,
             prompt_version=pv,
             created_at=created,
-            extra=json.loads(extra),
+            extra=extras,
+            method=str(extras.pop("method", "") or ""),
         )
 
     _PAIR_COLUMNS = (
@@ -604,7 +607,14 @@ class Workspace:
         conn.execute(
             "UPDATE pairs SET input = ?, output = ?, status = ?, extra = ?, updated_at = ? "
             "WHERE id = ?",
-            (pair.input, pair.output, pair.status, json.dumps(dict(pair.extra)), _now(), pair.id),
+            (
+                pair.input,
+                pair.output,
+                pair.status,
+                json.dumps(_stored_extra(pair)),
+                _now(),
+                pair.id,
+            ),
         )
 
     def apply(self, changes: Sequence[tuple[str, Pair]], action: str) -> str:

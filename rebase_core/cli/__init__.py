@@ -56,7 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not built yet
             raise
         module.register(sub)
+    _add_global_options(parser, top=True)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """Let --workspace and -v also follow the command (`transform ... --workspace W`): every
+    (sub)command parser takes them too, without a default, so a value given before the command
+    is not reset by the subcommand's parser."""
+    if not top:
+        parser.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_global_options(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,12 +1,19 @@
-"""Stage 3: rewrite each retrieved row into a new (input, output) pair for the task (method.md §3).
+"""Stage 3: turn each retrieved row into a new (input, output) pair for the task (method.md §3).
 
 In: the task, retrieved rows (`ScoredRow`), an LLM. Out: `Pair`s with provenance, and a `Failure`
 for every row that produced none (provider error, unparseable reply, empty pair, filtered out,
-duplicate) — counted by reason, never dropped silently.
+duplicate, a label the plan drops) — counted by reason, never dropped silently.
 
-One LLM call per row. The prompt holds the instruction, the examples as JSON objects, and the row
-as JSON (fields cut to ~250 characters; only the best-matching input and output cells when the
-row is huge); when the examples reason step by step the new output must too (how ReBase distils
+Two ways, chosen per (dataset, config) (`TransformConfig.mode`, default "auto"):
+- plan (`plan.py`, `planner.py`, `planned.py`): the LLM maps the dataset's fields and human
+  labels onto the task once, by constrained choices that code checks on sample rows; applying
+  the plan is pure string work, grounded in the row by construction. For reasoning tasks the
+  LLM then writes the rationale for the row's known answer (rationale mode).
+- rewrite (below, the paper's): one LLM call per row.
+
+Rewrite: one LLM call per row. The prompt holds the instruction, the examples as JSON objects, and
+the row as JSON (fields cut to ~250 characters; only the best-matching input and output cells when
+the row is huge); when the examples reason step by step the new output must too (how ReBase distils
 chain-of-thought). Replies are parsed strictly, repaired when possible (code fences, smart quotes,
 trailing commas), and asked for once more when not. An optional second pass asks the LLM whether
 each pair fits the task. Then exact duplicates are dropped, and label collapse and language drift
@@ -24,6 +31,28 @@ from rebase_core.transform.checks import (
     quality_warnings,
 )
 from rebase_core.transform.parse import first_json_object, parse_pair, strip_wrapping_quotes
+from rebase_core.transform.plan import (
+    DROP,
+    PLAN_USES,
+    Plan,
+    PlanCheck,
+    PlannedRow,
+    apply_plan,
+    check_plan,
+    read_plan_choices,
+    row_fields,
+    task_labels,
+)
+from rebase_core.transform.planned import RATIONALE_TEMPLATE, rationale_problem
+from rebase_core.transform.planner import (
+    PlannerConfig,
+    PlanOutcome,
+    check_given,
+    group_rows,
+    outcomes_to_json,
+    plan_dataset,
+    plan_datasets,
+)
 from rebase_core.transform.prompt import (
     COT_NOTE,
     DEFAULT_TEMPLATE,
@@ -38,6 +67,7 @@ from rebase_core.transform.prompt import (
 )
 from rebase_core.transform.run import (
     FAILURE_REASONS,
+    TRANSFORM_MODES,
     TransformResult,
     estimate_transform,
     pair_id,
@@ -49,30 +79,50 @@ from rebase_core.transform.run import (
 __all__ = [
     "COT_NOTE",
     "DEFAULT_TEMPLATE",
+    "DROP",
     "FAILURE_REASONS",
     "FILTER_TEMPLATE",
     "PAIR_SCHEMA",
+    "PLAN_USES",
+    "RATIONALE_TEMPLATE",
+    "TRANSFORM_MODES",
+    "Plan",
+    "PlanCheck",
+    "PlanOutcome",
+    "PlannedRow",
+    "PlannerConfig",
     "TransformConfig",
     "TransformResult",
+    "apply_plan",
     "balance_by_label",
     "build_messages",
+    "check_given",
+    "check_plan",
     "estimate_transform",
     "first_json_object",
     "format_problem",
+    "group_rows",
     "guess_language",
     "input_markers",
     "is_classification",
     "label_of",
     "normalise_text",
+    "outcomes_to_json",
     "pair_id",
     "parse_pair",
+    "plan_dataset",
+    "plan_datasets",
     "prompt_version",
     "quality_warnings",
+    "rationale_problem",
+    "read_plan_choices",
     "regenerate",
     "render_examples",
     "render_row",
+    "row_fields",
     "row_key",
     "run_transform_job",
     "strip_wrapping_quotes",
+    "task_labels",
     "transform",
 ]

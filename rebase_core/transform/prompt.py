@@ -77,6 +77,7 @@ class TransformConfig:
     concurrency: int = 4
     max_retries: int = 4
     task_note: str = ""  # extra, task-specific instruction appended to the prompt
+    mode: str = "auto"  # auto: plans where given, rewrite elsewhere | plan | rewrite
 
     def __post_init__(self) -> None:
         missing = [p for p in ("{instruction}", "{examples}", "{row}") if p not in self.template]
@@ -89,6 +90,8 @@ class TransformConfig:
             raise InputError(f"temperature must be between 0 and 2, got {self.temperature}.")
         if not 0.0 <= self.min_grounding <= 1.0:
             raise InputError(f"min_grounding must be between 0 and 1, got {self.min_grounding}.")
+        if self.mode not in ("auto", "plan", "rewrite"):
+            raise InputError(f"mode must be auto, plan or rewrite, got {self.mode!r}.")
         if self.max_tokens < 16:
             raise InputError(f"max_tokens must be at least 16, got {self.max_tokens}.")
 

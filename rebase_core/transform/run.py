@@ -32,6 +32,8 @@ from rebase_core.transform.checks import (
     quality_warnings,
 )
 from rebase_core.transform.parse import parse_pair
+from rebase_core.transform.plan import Plan
+from rebase_core.transform.planned import planned_pairs
 from rebase_core.transform.prompt import (
     FILTER_TEMPLATE,
     PAIR_SCHEMA,
@@ -54,7 +56,20 @@ from rebase_core.types import (
 
 logger = logging.getLogger(__name__)
 
-FAILURE_REASONS = ("provider", "parse", "empty", "format", "ungrounded", "filtered", "duplicate")
+FAILURE_REASONS = (
+    "provider",
+    "parse",
+    "empty",
+    "format",
+    "ungrounded",
+    "filtered",
+    "duplicate",
+    "no-plan",  # --mode plan, and the row's dataset has no valid plan
+    "no-label",  # the plan maps the row's label to no task label (or drops it)
+    "plan",  # the plan cannot be applied to the row (an empty or missing field)
+    "rationale-mismatch",  # the rationale's final answer is not the row's known answer
+)
+TRANSFORM_MODES = ("auto", "plan", "rewrite")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +125,13 @@ def transform(
     on_pair: Callable[[Pair], None] | None = None,
     on_failure: Callable[[str, Failure], None] | None = None,
     known_inputs: Sequence[str] = (),
+    plans: Mapping[tuple[str, str], Plan] | None = None,
 ) -> TransformResult:
-    """Rewrite every row into a pair (see the module docstring).
+    """Turn every row into a pair (see the module docstring).
+
+    `plans` maps (dataset, config) to a checked plan (`plan_datasets`). With `config.mode`
+    "auto" rows of planned datasets are made by their plan and the others rewritten by the LLM;
+    "plan" makes only planned pairs (the other rows fail as "no-plan"); "rewrite" ignores plans.
 
     Rows go in chunks (a few times the concurrency), and `on_pair` / `on_failure` are called as
     each chunk finishes, so callers persist as the run goes. A reply that cannot be parsed is
@@ -126,7 +146,7 @@ def transform(
         raise InputError("The rows contain duplicates (the same dataset/config/row_id twice).")
     seen: dict[str, str] = {normalise_text(e.input): "a task example" for e in task.examples}
     seen.update({normalise_text(x): "an earlier pair" for x in known_inputs})
-    state = _RunState(task, llm, config, cache, should_stop, by_key, seen)
+    state = _RunState(task, llm, config, cache, should_stop, by_key, seen, plans or {})
     chunk = max(8, 4 * config.concurrency)
     keys = list(by_key)
     for start in range(0, len(keys), chunk):
@@ -168,8 +188,10 @@ class _RunState:
         should_stop: Callable[[], bool],
         by_key: Mapping[str, ScoredRow],
         seen: dict[str, str],
+        plans: Mapping[tuple[str, str], Plan],
     ) -> None:
         self.task, self.llm, self.config, self.cache = task, llm, config, cache
+        self.plans = {} if config.mode == "rewrite" else dict(plans)
         self.should_stop = should_stop
         self.by_key = by_key
         self.seen = seen
@@ -236,10 +258,48 @@ class _RunState:
                 )
         return None
 
+    def _planned(self, keys: list[str], failures: dict[str, Failure]) -> list[Pair]:
+        """Pairs of the rows whose dataset has a plan (the rest: nothing here)."""
+        rows = [self.by_key[k] for k in keys]
+        batch = planned_pairs(
+            self.task,
+            rows,
+            self.plans,
+            self.llm,
+            self.config,
+            task_hash=lambda key, version, spec: pair_id(self.task, key, version, spec),
+            cache=self.cache,
+            should_stop=self.should_stop,
+        )
+        self.results.extend(batch.results)
+        failures.update(dict(batch.failures))
+        return batch.pairs
+
     def run_chunk(self, keys: list[str]) -> tuple[list[Pair], list[tuple[str, Failure]]]:
+        failures: dict[str, Failure] = {}
+        planned_keys = [k for k in keys if self.by_key[k].key[:2] in self.plans]
+        candidates = self._planned(planned_keys, failures) if planned_keys else []
+        rewrite_keys = [k for k in keys if self.by_key[k].key[:2] not in self.plans]
+        if self.config.mode == "plan":
+            for key in rewrite_keys:
+                failures[key] = Failure(
+                    "no-plan",
+                    "its dataset has no valid plan (choose rewrite for it, or fix its plan)",
+                    self._source(key),
+                )
+            rewrite_keys = []
+        if rewrite_keys:
+            candidates += self._rewrite(rewrite_keys, failures)
+        pairs = self._dedup(candidates, failures)
+        chunk_failures = [(k, failures[k]) for k in keys if k in failures]
+        self.pairs.extend(pairs)
+        self.failures.extend(chunk_failures)
+        return pairs, chunk_failures
+
+    def _rewrite(self, keys: list[str], failures: dict[str, Failure]) -> list[Pair]:
+        """The paper's per-row rewrite of these rows (parse, retry once told why, filter)."""
         rows = [self.by_key[k] for k in keys]
         parsed: dict[str, tuple[str, str]] = {}
-        failures: dict[str, Failure] = {}
         self._parse(self._complete(_requests(self.task, rows, self.config)), parsed, failures)
         retry_keys = [k for k, f in failures.items() if f.reason in _RETRIED]
         if retry_keys and not self.should_stop():
@@ -262,6 +322,7 @@ class _RunState:
                 prompt_version=self.version,
                 created_at=now,
                 extra={"key": key},
+                method="rewrite",
             )
             for key in keys
             if key in parsed
@@ -276,6 +337,9 @@ class _RunState:
                 self.should_stop,
                 failures,
             )
+        return candidates
+
+    def _dedup(self, candidates: list[Pair], failures: dict[str, Failure]) -> list[Pair]:
         pairs = []
         for pair in candidates:
             key = str(pair.extra["key"])
@@ -287,10 +351,7 @@ class _RunState:
                 continue
             self.seen[norm] = f"the pair from {pair.source.dataset if pair.source else '?'}"
             pairs.append(pair)
-        chunk_failures = [(k, failures[k]) for k in keys if k in failures]
-        self.pairs.extend(pairs)
-        self.failures.extend(chunk_failures)
-        return pairs, chunk_failures
+        return pairs
 
 
 def _llm_filter(

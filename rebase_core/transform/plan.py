@@ -1,0 +1,405 @@
+"""Per-dataset plans: map a dataset's fields and human labels onto the task once, apply per row.
+
+A `Plan` says, for one (dataset, config), how a row becomes a pair without an LLM call: an input
+template over the row's fields with the fixed text of the task's format ("Premise: {premise}"),
+the field that holds the answer, and — for label tasks — a map from the source's label values to
+the task's labels (values the task has no label for are dropped). Applying a plan is pure string
+work (`apply_plan`), so it is grounded in its row by construction and costs nothing per row.
+
+A row's *fields* are its columns plus, for a cell written as "Marker: text" lines
+("Premise: …\\nHypothesis: …", as many BIG-bench inputs are), one sub-field per marker, named
+`column[Marker]`: many sources pack the task's fields into one cell.
+
+`check_plan` is what stands between a plan (the LLM's, the user's) and a training set: it
+applies the plan to sample rows and says what blocks it (problems) and what a human should look
+at (warnings): a field the rows lack, the answer leaking into the input, a field marker every
+example has missing from the template, a label the task does not have, no sample row kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rebase_core.errors import InputError
+from rebase_core.task import final_answer
+from rebase_core.transform.checks import input_markers, is_classification, label_of
+from rebase_core.types import Task
+
+DROP = "drop"  # a label-map value: rows with this source label make no pair
+PLAN_AUTHORS = ("llm", "rule", "user")
+MAX_INPUT_CHARS = 6000  # a planned input longer than this is skipped (and flagged)
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_LINE_MARKER = re.compile(r"(?:^|\n)[ \t]*([A-Z][\w ()/-]{0,30}?):[ \t]*")
+
+
+def normalise_value(value: str) -> str:
+    """A label value as compared and stored in label maps: lower case, no trailing dots/space."""
+    return label_of(value) if value.strip() else ""
+
+
+def task_labels(task: Task) -> dict[str, str]:
+    """The task's labels (normalised → as the examples write them); empty for open tasks."""
+    if not is_classification(task):
+        return {}
+    out: dict[str, str] = {}
+    for example in task.examples:
+        answer = final_answer(example.output).strip().rstrip(".").strip()
+        out.setdefault(normalise_value(answer), answer)
+    return out
+
+
+def answer_text(value: str) -> str:
+    """A cell's answer text: the first item when the cell holds a JSON list (several gold
+    answers, as BIG-bench targets do), else the cell."""
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(items, list) and items and all(isinstance(i, str) for i in items):
+            return items[0].strip()
+    return text
+
+
+def row_fields(row: Mapping[str, str], markers: Iterable[str] = ()) -> dict[str, str]:
+    """The row's columns plus a `column[Marker]` sub-field for every "Marker:" segment of a cell.
+
+    A segment starts at a capitalised marker at the start of a line, or at one of `markers` (the
+    task's, e.g. "Question:") anywhere, and runs to the next one.
+
+    >>> row_fields({"input": "Premise: It rains.\\nHypothesis: It is wet.", "target": "yes"})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'input': 'Premise: It rains.\\nHypothesis: It is wet.', 'target': 'yes',
+     'input[Premise]': 'It rains.', 'input[Hypothesis]': 'It is wet.'}
+    """
+    fields = {str(k): str(v) for k, v in row.items()}
+    extra = [re.escape(m.rstrip(":").strip()) for m in markers if m.strip()]
+    inline = re.compile(r"(?<![\w])(" + "|".join(extra) + r"):[ \t]*") if extra else None
+    for column, text in list(fields.items()):
+        if ":" not in text:
+            continue
+        starts = {m.start(1): (m.group(1), m.end()) for m in _LINE_MARKER.finditer(text)}
+        if inline is not None:
+            for m in inline.finditer(text):
+                starts.setdefault(m.start(1), (m.group(1), m.end()))
+        ordered = sorted(starts.items())
+        for i, (_, (name, value_start)) in enumerate(ordered):
+            end = ordered[i + 1][0] if i + 1 < len(ordered) else len(text)
+            value = text[value_start:end].strip()
+            key = f"{column}[{name.strip()}]"
+            if value and key not in fields:
+                fields[key] = value
+    return fields
+
+
+def placeholders(template: str) -> tuple[str, ...]:
+    """The field names a template uses, in order ("{{" and "}}" are literal braces)."""
+    bare = template.replace("{{", "").replace("}}", "")
+    return tuple(dict.fromkeys(m.group(1) for m in _PLACEHOLDER.finditer(bare)))
+
+
+def render_template(template: str, fields: Mapping[str, str]) -> str:
+    """Fill a template's `{field}` slots with the row's (stripped) values; a missing field is a
+    KeyError naming it."""
+    parts = re.split(r"(\{\{|\}\})", template)
+    out = []
+    for part in parts:
+        if part in ("{{", "}}"):
+            out.append(part[0])
+            continue
+        out.append(_PLACEHOLDER.sub(lambda m: fields[m.group(1)].strip(), part))
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How one (dataset, config)'s rows become pairs (see the module docstring).
+
+    `label_map` keys are normalised source values (`normalise_value`), values the task's labels
+    as its examples write them, or `DROP`. `row_filter` keeps only rows whose field has one of
+    the listed (normalised) values.
+    """
+
+    dataset: str
+    config: str
+    input_template: str
+    output_field: str
+    label_map: Mapping[str, str] = field(default_factory=dict)
+    row_filter: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    note: str = ""
+    author: str = "llm"
+
+    def __post_init__(self) -> None:
+        if not self.input_template.strip():
+            raise InputError(
+                f"The plan for {self.dataset}/{self.config} has an empty input template; give it "
+                "the task's format with {field} slots, e.g. 'Premise: {premise}'."
+            )
+        if not placeholders(self.input_template):
+            raise InputError(
+                f"The plan for {self.dataset}/{self.config} has no {{field}} slot in its input "
+                f"template {self.input_template!r:.80}: without one, every input is the same."
+            )
+        if not self.output_field.strip():
+            raise InputError(
+                f"The plan for {self.dataset}/{self.config} names no output field; pick the "
+                "column that holds the answer."
+            )
+        if self.author not in PLAN_AUTHORS:
+            raise InputError(f"A plan's author is one of {PLAN_AUTHORS}, got {self.author!r}.")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.dataset, self.config)
+
+    @property
+    def version(self) -> str:
+        """A short name for what the plan does (not who wrote it): pairs record it."""
+        content = json.dumps(
+            [
+                self.dataset,
+                self.config,
+                self.input_template,
+                self.output_field,
+                sorted(self.label_map.items()),
+                sorted((k, sorted(v)) for k, v in self.row_filter.items()),
+            ],
+            ensure_ascii=False,
+        )
+        return "plan-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:10]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "config": self.config,
+            "input_template": self.input_template,
+            "output_field": self.output_field,
+            "label_map": dict(self.label_map),
+            "row_filter": {k: list(v) for k, v in self.row_filter.items()},
+            "note": self.note,
+            "author": self.author,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: Any, *, where: str = "plan") -> Plan:
+        """A plan from its JSON form (a file, the page's JSON editor); every problem is an
+        `InputError` naming the field."""
+        if not isinstance(data, Mapping):
+            raise InputError(f"{where}: expected a JSON object, got {type(data).__name__}.")
+        for name in ("dataset", "input_template", "output_field"):
+            if not isinstance(data.get(name), str) or not data[name].strip():
+                raise InputError(f"{where}: '{name}' must be a non-empty string.")
+        label_map = data.get("label_map") or {}
+        if not isinstance(label_map, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in label_map.items()
+        ):
+            raise InputError(
+                f"{where}: 'label_map' must map source values to task labels (strings), "
+                f"got {label_map!r:.80}."
+            )
+        row_filter = data.get("row_filter") or {}
+        if not isinstance(row_filter, Mapping) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in row_filter.values()
+        ):
+            raise InputError(
+                f"{where}: 'row_filter' must map a field to a list of kept values, "
+                f"got {row_filter!r:.80}."
+            )
+        return cls(
+            dataset=str(data["dataset"]),
+            config=str(data.get("config") or "default"),
+            input_template=str(data["input_template"]),
+            output_field=str(data["output_field"]),
+            label_map={normalise_value(k): v.strip() for k, v in label_map.items()},
+            row_filter={
+                str(k): tuple(normalise_value(x) for x in v) for k, v in row_filter.items()
+            },
+            note=str(data.get("note") or ""),
+            author=str(data.get("author") or "user"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRow:
+    """A plan applied to one row: the pair it makes, or why it makes none (`skipped`)."""
+
+    row_id: str
+    input: str = ""
+    output: str = ""
+    skipped: str = ""  # "" when the row makes a pair
+    source_value: str = ""  # the output field's value in the row (before any label map)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+
+def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "") -> PlannedRow:
+    """One row through a plan: deterministic, no LLM (see the module docstring)."""
+    fields = row_fields(row, input_markers(task))
+    for name, kept in plan.row_filter.items():
+        if normalise_value(fields.get(name, "")) not in kept:
+            return PlannedRow(row_id, skipped=f"filtered out by {name}")
+    try:
+        text = render_template(plan.input_template, fields)
+    except KeyError as exc:
+        return PlannedRow(row_id, skipped=f"the row has no field {exc.args[0]!r}")
+    empty = [p for p in placeholders(plan.input_template) if not fields[p].strip()]
+    if empty:
+        return PlannedRow(row_id, skipped=f"empty field {empty[0]!r}")
+    if len(text) > MAX_INPUT_CHARS:
+        return PlannedRow(row_id, skipped=f"input of {len(text):,} characters (over the limit)")
+    if plan.output_field not in fields:
+        return PlannedRow(row_id, skipped=f"the row has no field {plan.output_field!r}")
+    source = answer_text(fields[plan.output_field])
+    if not source:
+        return PlannedRow(row_id, skipped=f"empty field {plan.output_field!r}")
+    output = source
+    labels = task_labels(task)
+    if labels or plan.label_map:
+        mapped = plan.label_map.get(normalise_value(source))
+        if mapped is None and normalise_value(source) in labels:
+            mapped = labels[normalise_value(source)]
+        if mapped is None or mapped == DROP:
+            why = "the plan drops it" if mapped == DROP else "the plan has no label for it"
+            return PlannedRow(row_id, skipped=f"label {source!r:.40}: {why}", source_value=source)
+        output = mapped
+    return PlannedRow(row_id, input=text, output=output, source_value=source)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCheck:
+    """What `check_plan` found: problems block the plan, warnings are for a human to look at."""
+
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...]
+    samples: tuple[PlannedRow, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def observed_values(rows: Iterable[Mapping[str, str]], name: str, task: Task) -> Counter[str]:
+    """How often each (normalised) value of a field occurs in these rows."""
+    markers = input_markers(task)
+    return Counter(normalise_value(answer_text(row_fields(r, markers).get(name, ""))) for r in rows)
+
+
+def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> PlanCheck:
+    """Apply the plan to sample rows and check it (see the module docstring)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    markers = input_markers(task)
+    if not rows:
+        return PlanCheck(("there are no sample rows to check the plan on",), (), ())
+    fields_seen = [row_fields(r, markers) for r in rows]
+    available = set().union(*(f.keys() for f in fields_seen))
+    used = placeholders(plan.input_template)
+    for name in (*used, plan.output_field, *plan.row_filter):
+        if name not in available:
+            problems.append(
+                f"the plan names the field {name!r}, which the rows lack (they have: "
+                f"{', '.join(sorted(available)[:12])})"
+            )
+    leaks = [p for p in used if plan.output_field == p or plan.output_field.startswith(p + "[")]
+    if leaks:
+        problems.append(
+            f"the input uses {leaks[0]!r}, which holds the answer ({plan.output_field!r}): "
+            "the answer would be given away"
+        )
+    missing = [m for m in markers if m not in plan.input_template]
+    if missing:
+        problems.append(
+            f"the input template lacks {', '.join(map(repr, missing))}, which every example "
+            "input has"
+        )
+    labels = task_labels(task)
+    if labels:
+        odd = sorted(
+            v
+            for v in set(plan.label_map.values())
+            if v != DROP and normalise_value(v) not in labels
+        )
+        if odd:
+            problems.append(
+                f"the label map uses {', '.join(map(repr, odd))}, which the task does not have "
+                f"(its labels: {', '.join(labels.values())}, or {DROP!r})"
+            )
+        seen = observed_values(rows, plan.output_field, task)
+        unseen = sorted(k for k in plan.label_map if k not in seen)
+        if unseen and seen:
+            warnings.append(
+                f"the label map names value(s) the sample rows do not have: "
+                f"{', '.join(map(repr, unseen[:5]))}"
+            )
+        targets = Counter(v for v in plan.label_map.values() if v != DROP)
+        shared = [label for label, n in targets.items() if n > 1]
+        if shared:
+            sources = [k for k, v in plan.label_map.items() if v == shared[0]]
+            warnings.append(
+                f"several source values map to {shared[0]!r} ({', '.join(map(repr, sources))}): "
+                "check that they mean the same"
+            )
+    samples = tuple(apply_plan(plan, task, r, str(i)) for i, r in enumerate(rows))
+    kept = [s for s in samples if s.ok]
+    if not problems and not kept:
+        reasons = Counter(s.skipped for s in samples).most_common(2)
+        problems.append(
+            f"the plan makes no pair from the {len(samples)} sample row(s) ("
+            + "; ".join(f"{n}× {why}" for why, n in reasons)
+            + ")"
+        )
+    if labels and kept:
+        covered = {normalise_value(s.output) for s in kept}
+        if len(covered) < len(labels):
+            absent = [v for k, v in labels.items() if k not in covered]
+            warnings.append(
+                f"on the sample rows the plan gives no {', '.join(map(repr, absent))} pair"
+            )
+    longest = max(len(e.input) for e in task.examples)
+    if kept and sorted(len(s.input) for s in kept)[len(kept) // 2] > 4 * longest + 500:
+        warnings.append("the planned inputs are much longer than the examples' inputs")
+    return PlanCheck(tuple(problems), tuple(warnings), samples)
+
+
+PLAN_USES = ("plan", "rewrite", "skip")  # what is done with a dataset's rows
+
+
+def read_plan_choices(
+    text: str, *, where: str = "plans file"
+) -> tuple[dict[tuple[str, str], Plan], dict[tuple[str, str], str]]:
+    """Plans and per-dataset choices from a plans file (a JSON list, as `--plans-out` writes).
+
+    Each entry is a plan, or names only its dataset/config; `"use"` says what to do with the
+    dataset's rows: "plan" (the default when the entry has a template), "rewrite" (the LLM
+    rewrites each row) or "skip". A bad entry is an `InputError` naming its position.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc}).") from exc
+    items = data if isinstance(data, list) else [data]
+    plans: dict[tuple[str, str], Plan] = {}
+    uses: dict[tuple[str, str], str] = {}
+    for i, item in enumerate(items):
+        here = f"{where}, entry {i + 1}"
+        if not isinstance(item, Mapping) or not isinstance(item.get("dataset"), str):
+            raise InputError(f"{here}: expected an object with a 'dataset', got {item!r:.80}.")
+        key = (item["dataset"], str(item.get("config") or "default"))
+        use = item.get("use") or ("plan" if item.get("input_template") else "rewrite")
+        if use not in PLAN_USES:
+            raise InputError(f"{here}: 'use' must be one of {PLAN_USES}, got {use!r}.")
+        uses[key] = str(use)
+        if use == "plan":
+            plans[key] = Plan.from_json_dict(item, where=here)
+    return plans, uses

@@ -1,0 +1,521 @@
+"""Per-dataset plans: fields, checks, application, the planner's rules and LLM choices, rationale
+mode, the transform modes, and the CLI's plans file."""
+
+import json
+import time
+
+import pytest
+
+from rebase_core.cli import main
+from rebase_core.errors import InputError
+from rebase_core.llm.fake import FakeLLM
+from rebase_core.transform import (
+    DROP,
+    Plan,
+    TransformConfig,
+    apply_plan,
+    check_plan,
+    plan_dataset,
+    plan_datasets,
+    rationale_problem,
+    read_plan_choices,
+    row_fields,
+    task_labels,
+    transform,
+)
+from rebase_core.types import Example, Pair, ScoredRow, Task
+from rebase_core.workspace import Workspace
+
+NLI = Task(
+    "nli",
+    "Decide whether the premise entails the hypothesis, contradicts it, or neither.",
+    (
+        Example("Premise: A man sleeps.\nHypothesis: A person rests.", "entailment"),
+        Example("Premise: A cat eats.\nHypothesis: The cat is hungry.", "neutral"),
+        Example("Premise: It is noon.\nHypothesis: It is midnight.", "contradiction"),
+    ),
+    metric="accuracy",
+)
+QA = Task(
+    "qa",
+    "Answer the question with a span of the context.",
+    (
+        Example("Context: Paris is in France.\nQuestion: Where is Paris?", "France"),
+        Example("Context: Bob is 30.\nQuestion: How old is Bob?", "30"),
+    ),
+    metric="exact_match",
+)
+COT = Task(
+    "yesno",
+    "Answer the question with yes or no.",
+    (
+        Example("Is 4 even?", "4 is divisible by 2. So the answer is yes."),
+        Example("Is 3 even?", "3 is not divisible by 2. So the answer is no."),
+        Example("Is 8 even?", "8 is divisible by 2. So the answer is yes."),
+    ),
+    metric="accuracy",
+)
+
+PACKED = "Decide.\n\nPremise: {p}\nHypothesis: {h}"  # one cell holding both fields
+
+
+def _row(i, cells, dataset="ds", config="default", out="label"):
+    return ScoredRow(dataset, config, str(i), 0.5, 0.5, 0.4, 0.6, "text", out, "a dataset", cells)
+
+
+def _nli_rows(n=6, labels=("entailment", "non-entailment")):
+    return [
+        _row(
+            i,
+            {
+                "text": PACKED.format(p=f"Anna saw bird {i}.", h=f"Bird {i} exists."),
+                "label": labels[i % len(labels)],
+            },
+        )
+        for i in range(n)
+    ]
+
+
+# ----------------------------------------------------------------------------- fields and plans
+
+
+def test_row_fields_split_packed_cells_into_marker_subfields():
+    fields = row_fields({"text": PACKED.format(p="It rains.", h="It is wet."), "label": "x"})
+    assert fields["text[Premise]"] == "It rains."
+    assert fields["text[Hypothesis]"] == "It is wet."
+    # A task's own marker counts mid-line too; a cell without markers gets no sub-fields.
+    inline = row_fields({"q": "Some passage. Question: who?"}, markers=("Question:",))
+    assert inline["q[Question]"] == "who?"
+    assert set(row_fields({"a": "no markers here"})) == {"a"}
+
+
+def test_task_labels_are_the_examples_final_answers_for_label_tasks_only():
+    assert task_labels(NLI) == {
+        "entailment": "entailment",
+        "neutral": "neutral",
+        "contradiction": "contradiction",
+    }
+    assert task_labels(COT) == {"yes": "yes", "no": "no"}
+    assert task_labels(QA) == {}
+
+
+def test_apply_plan_fills_the_template_maps_labels_and_says_why_it_skips():
+    plan = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nHypothesis: {text[Hypothesis]}",
+        "label",
+        {"entailment": "entailment", "non-entailment": DROP, "contradicts": "contradiction"},
+    )
+    row = {"text": PACKED.format(p="It rains.", h="It is wet."), "label": "Contradicts."}
+    made = apply_plan(plan, NLI, row, "7")
+    assert made.ok and made.row_id == "7"
+    assert made.input == "Premise: It rains.\nHypothesis: It is wet."
+    assert made.output == "contradiction" and made.source_value == "Contradicts."
+    dropped = apply_plan(plan, NLI, {**row, "label": "non-entailment"})
+    assert not dropped.ok and "drops" in dropped.skipped
+    unknown = apply_plan(plan, NLI, {**row, "label": "maybe"})
+    assert "no label" in unknown.skipped
+    empty = apply_plan(plan, NLI, {"text": "Premise: \nHypothesis: b", "label": "entailment"})
+    assert not empty.ok and ("empty field" in empty.skipped or "no field" in empty.skipped)
+    # Literal braces and JSON-list answers (several gold answers: the first is kept).
+    qa = Plan("ds", "default", "Context: {ctx} {{x}}\nQuestion: {q}", "answers")
+    made = apply_plan(qa, QA, {"ctx": "Bob is 30.", "q": "Age?", "answers": '["30", "thirty"]'})
+    assert made.input == "Context: Bob is 30. {x}\nQuestion: Age?" and made.output == "30"
+
+
+def test_plan_version_changes_with_what_it_does_not_with_who_wrote_it():
+    a = Plan("ds", "default", "Context: {c}\nQuestion: {q}", "a")
+    assert (
+        a.version
+        == Plan("ds", "default", "Context: {c}\nQuestion: {q}", "a", author="user").version
+    )
+    assert a.version != Plan("ds", "default", "Context: {c}\nQuestion: {q}", "b").version
+
+
+def test_bad_plans_are_clear_errors():
+    with pytest.raises(InputError, match="no \\{field\\} slot"):
+        Plan("ds", "default", "Premise: fixed", "label")
+    with pytest.raises(InputError, match="output field"):
+        Plan("ds", "default", "{a}", " ")
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_plan_choices("{oops")
+    with pytest.raises(InputError, match=r"entry 2.*'use'"):
+        read_plan_choices(
+            json.dumps([{"dataset": "a", "use": "skip"}, {"dataset": "b", "use": "x"}])
+        )
+    with pytest.raises(InputError, match="label_map"):
+        Plan.from_json_dict(
+            {"dataset": "d", "input_template": "{a}", "output_field": "b", "label_map": ["x"]}
+        )
+    plans, uses = read_plan_choices(
+        json.dumps(
+            [
+                {
+                    "dataset": "a",
+                    "input_template": "{x}",
+                    "output_field": "y",
+                    "label_map": {"Yes ": "entailment"},
+                },
+                {"dataset": "b", "config": "c2", "use": "skip"},
+                {"dataset": "c", "status": "none"},
+            ]
+        )
+    )
+    assert plans[("a", "default")].label_map == {"yes": "entailment"}
+    assert uses == {("a", "default"): "plan", ("b", "c2"): "skip", ("c", "default"): "rewrite"}
+
+
+def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
+    rows = [dict(r.row) for r in _nli_rows(4)]
+    good = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nHypothesis: {text[Hypothesis]}",
+        "label",
+        {"entailment": "entailment", "non-entailment": DROP},
+    )
+    check = check_plan(good, NLI, rows)
+    assert check.ok and len(check.samples) == 4
+    assert sum(s.ok for s in check.samples) == 2
+    assert any("no 'neutral', 'contradiction' pair" in w for w in check.warnings)
+
+    leak = Plan("ds", "default", "Premise: {text}\nHypothesis: {label}", "label")
+    assert any("give" in p and "away" in p for p in check_plan(leak, NLI, rows).problems)
+    missing = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nClaim: {nope}",
+        "label",
+        {"entailment": "entailment"},
+    )
+    problems = " ".join(check_plan(missing, NLI, rows).problems)
+    assert "'nope'" in problems and "'Hypothesis:'" in problems
+    foreign = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nHypothesis: {text[Hypothesis]}",
+        "label",
+        {"entailment": "supports"},
+    )
+    assert any("'supports'" in p for p in check_plan(foreign, NLI, rows).problems)
+    nothing = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nHypothesis: {text[Hypothesis]}",
+        "label",
+        {"entailment": DROP, "non-entailment": DROP},
+    )
+    assert any("no pair" in p for p in check_plan(nothing, NLI, rows).problems)
+    assert not check_plan(good, NLI, []).ok
+
+
+def test_applying_a_plan_is_fast():
+    plan = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nHypothesis: {text[Hypothesis]}",
+        "label",
+        {"entailment": "entailment", "non-entailment": DROP},
+    )
+    rows = [dict(r.row) for r in _nli_rows(2000)]
+    start = time.perf_counter()
+    made = [apply_plan(plan, NLI, r) for r in rows]
+    rate = len(rows) / (time.perf_counter() - start)
+    assert sum(m.ok for m in made) == 1000
+    assert rate > 2000, f"{rate:.0f} rows/s"  # generous for a loaded CI machine (bench: plans.py)
+
+
+# ----------------------------------------------------------------------------- the planner
+
+
+def test_rules_alone_plan_a_dataset_that_names_the_tasks_fields_and_labels():
+    llm = FakeLLM([])  # an empty queue: any call fails the test
+    outcome = plan_dataset(NLI, _nli_rows(), llm)
+    assert outcome.status == "valid" and outcome.calls == 0 and outcome.rows == 6
+    assert outcome.plan is not None and outcome.plan.author == "rule"
+    assert outcome.plan.label_map == {"entailment": "entailment", "non-entailment": DROP}
+    assert llm.history == []
+
+
+def test_the_llm_picks_fields_from_enums_and_labels_one_value_at_a_time():
+    rows = [
+        _row(
+            i,
+            {
+                "premise_text": f"Anna saw bird {i}.",
+                "claim": f"Bird {i} exists.",
+                "verdict": ["yes", "no", "maybe"][i % 3],
+            },
+            out="verdict",
+        )
+        for i in range(6)
+    ]
+
+    def teacher(call):
+        schema = call.json_schema
+        if "label" in schema["properties"]:
+            value = call.prompt.split("with the value ", 1)[1].split(".", 1)[0].strip("'")
+            return json.dumps(
+                {"label": {"yes": "entailment", "no": "contradiction"}.get(value, DROP)}
+            )
+        fields = schema["properties"]["Premise"]["enum"]
+        assert set(fields) == {"premise_text", "claim", "verdict"}
+        return json.dumps(
+            {
+                "Premise": "premise_text",
+                "Hypothesis": "claim",
+                "answer_field": "verdict",
+                "fits": True,
+            }
+        )
+
+    llm = FakeLLM(teacher)
+    outcome = plan_dataset(NLI, rows, llm)
+    assert outcome.status == "valid", outcome.reason
+    assert outcome.plan.input_template == "Premise: {premise_text}\nHypothesis: {claim}"
+    assert outcome.plan.label_map == {"yes": "entailment", "no": "contradiction", "maybe": DROP}
+    assert outcome.calls == 4 and len(llm.history) == 4  # fields + one per label value
+    again = plan_dataset(NLI, rows, FakeLLM(teacher))
+    assert again.plan == outcome.plan
+
+
+def test_a_failed_check_is_repaired_once_with_the_reason():
+    rows = [
+        _row(i, {"passage": f"Bob is {i}.", "query": "Age?", "answer": str(i)}, out="answer")
+        for i in range(5)
+    ]
+    replies = [
+        json.dumps(
+            {"Context": "passage", "Question": "answer", "answer_field": "answer", "fits": True}
+        ),
+        json.dumps(
+            {"Context": "passage", "Question": "query", "answer_field": "answer", "fits": True}
+        ),
+    ]
+    llm = FakeLLM(replies)
+    outcome = plan_dataset(QA, rows, llm)
+    assert outcome.status == "valid" and outcome.calls == 2
+    assert "give" in llm.history[1].prompt and "away" in llm.history[1].prompt
+    assert outcome.plan.input_template == "Context: {passage}\nQuestion: {query}"
+
+
+def test_no_plan_when_the_llm_says_nothing_fits_or_the_answer_is_no_label_column():
+    rows = [_row(i, {"a": f"text {i}", "b": f"other {i}"}, out="b") for i in range(5)]
+    llm = FakeLLM(
+        [json.dumps({"Premise": "a", "Hypothesis": "a", "answer_field": "b", "fits": False})]
+    )
+    assert plan_dataset(NLI, rows, llm).status == "none"
+    many = [
+        _row(i, {"text": PACKED.format(p=f"p{i}", h=f"h{i}"), "label": f"v{i}"}) for i in range(20)
+    ]
+    outcome = plan_dataset(NLI, many, FakeLLM([]))
+    assert outcome.status == "invalid" and "20 different values" in outcome.reason
+
+
+def test_plan_datasets_checks_given_plans_and_goes_on_past_a_bad_one():
+    rows = _nli_rows(4) + [
+        _row(i, {"text": PACKED.format(p="a", h="b"), "label": "entailment"}, dataset="other")
+        for i in range(3)
+    ]
+    bad = Plan("other", "default", "Premise: {text[Premise]}\nHypothesis: {missing}", "label")
+    outcomes = {
+        o.dataset: o
+        for o in plan_datasets(NLI, rows, FakeLLM([]), given={("other", "default"): bad})
+    }
+    assert outcomes["ds"].status == "valid"
+    assert outcomes["other"].status == "invalid" and "'missing'" in outcomes["other"].reason
+
+
+# ----------------------------------------------------------------------------- transform modes
+
+
+def test_auto_mode_plans_where_valid_and_rewrites_elsewhere():
+    planned_rows = _nli_rows(4)
+    other = [
+        _row(10 + i, {"text": f"free text {i} about birds", "label": "x"}, dataset="free")
+        for i in range(2)
+    ]
+    plan = plan_dataset(NLI, planned_rows, FakeLLM([])).plan
+    replies = iter(
+        json.dumps(
+            {
+                "input": f"Premise: free text {i} about birds.\nHypothesis: birds fly.",
+                "output": "neutral",
+            }
+        )
+        for i in range(2)
+    )
+    llm = FakeLLM(lambda call: next(replies))
+    result = transform(
+        NLI, planned_rows + other, llm, TransformConfig(concurrency=1), plans={plan.key: plan}
+    )
+    methods = sorted(p.method for p in result.pairs)
+    assert methods == ["plan", "plan", "rewrite", "rewrite"]
+    assert len(llm.history) == 2  # only the rewritten rows cost a call
+    planned = [p for p in result.pairs if p.method == "plan"]
+    assert all(p.source.plan == plan.version and p.output == "entailment" for p in planned)
+    assert result.failure_counts == {"no-label": 2}
+    as_json = planned[0].to_json_dict()
+    assert as_json["method"] == "plan" and as_json["source"]["plan"] == plan.version
+    assert Pair.from_json_dict(as_json) == planned[0]
+
+    only_plan = transform(
+        NLI, planned_rows + other, FakeLLM([]), TransformConfig(mode="plan"), plans={plan.key: plan}
+    )
+    assert only_plan.failure_counts == {"no-label": 2, "no-plan": 2}
+    rewrite_only = transform(
+        NLI,
+        planned_rows[:1],
+        FakeLLM(
+            [
+                json.dumps(
+                    {"input": "Premise: Anna saw bird 0.\nHypothesis: a bird.", "output": "neutral"}
+                )
+            ]
+        ),
+        TransformConfig(mode="rewrite"),
+        plans={plan.key: plan},
+    )
+    assert [p.method for p in rewrite_only.pairs] == ["rewrite"]
+
+
+def test_rationale_mode_explains_the_known_answer_and_rejects_a_mismatch():
+    rows = [
+        _row(i, {"question": f"Is {n} even?", "answer": a}, out="answer")
+        for i, (n, a) in enumerate([(6, "yes"), (5, "no"), (10, "yes")])
+    ]
+    plan = Plan("ds", "default", "{question}", "answer")
+    assert rationale_problem("6 is even. So the answer is yes.", "yes") is None
+    assert "concludes" in rationale_problem("So the answer is no.", "yes")
+    assert "does not end" in rationale_problem("It is even.", "yes")
+
+    def teacher(call):
+        answer = call.prompt.split("Correct final answer: ", 1)[1].split("\n", 1)[0]
+        if "Is 10 even?" in call.prompt and "previous output" not in call.prompt:
+            return "10 ends in 0. So the answer is no."  # a wrong conclusion, then fixed
+        if "Is 5 even?" in call.prompt:
+            return "5 is odd. So the answer is yes."  # wrong twice
+        return f"Let me check. So the answer is {answer}."
+
+    llm = FakeLLM(teacher)
+    result = transform(
+        COT, rows, llm, TransformConfig(concurrency=1), plans={("ds", "default"): plan}
+    )
+    assert sorted(p.input for p in result.pairs) == ["Is 10 even?", "Is 6 even?"]
+    assert all(
+        p.method == "rationale" and p.output.endswith("answer is yes.") for p in result.pairs
+    )
+    assert result.failure_counts == {"rationale-mismatch": 1}
+    assert "Correct final answer: yes" in llm.history[0].prompt
+    assert len(llm.history) == 5  # 3 first tries, 2 retries
+
+
+def test_planned_pairs_persist_their_method_and_plan_version(tmp_path):
+    rows = _nli_rows(2)
+    plan = plan_dataset(NLI, rows, FakeLLM([])).plan
+    (pair,) = transform(NLI, rows, FakeLLM([]), plans={plan.key: plan}).pairs
+    ws = Workspace(tmp_path / "ws.sqlite")
+    task_id = ws.save_task(NLI).id
+    run = ws.create_pair_run(task_id, "rebase")
+    ws.add_pairs(run, task_id, [pair])
+    (stored,) = ws.pairs(run_id=run)
+    assert stored.method == "plan" and stored.source.plan == plan.version
+    assert "method" not in stored.extra
+    ws.close()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _cli(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def test_cli_transform_modes_and_an_edited_plans_file(tmp_path, capsys):
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps(NLI.to_dict()))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r.to_json_dict()) + "\n" for r in _nli_rows(6)))
+    ws = ["--workspace", str(tmp_path / "ws")]
+    out = tmp_path / "pairs.jsonl"
+    plans_out = tmp_path / "plans.json"
+    code, err = _cli(
+        capsys,
+        "transform",
+        "--task",
+        str(task),
+        "--rows",
+        str(rows),
+        "--llm",
+        "fake",
+        "--mode",
+        "plan",
+        "--out",
+        str(out),
+        "--plans-out",
+        str(plans_out),
+        *ws,
+    )
+    assert code == 0, err
+    pairs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(pairs) == 3 and {p["method"] for p in pairs} == {"plan"}
+    assert "1 of 1 dataset(s) valid" in err
+    written = json.loads(plans_out.read_text())
+    assert written[0]["status"] == "valid" and written[0]["rows"] == 6
+
+    # The user maps non-entailment to contradiction by hand: every row now makes a pair.
+    written[0]["label_map"]["non-entailment"] = "contradiction"
+    plans_out.write_text(json.dumps(written))
+    code, err = _cli(
+        capsys,
+        "transform",
+        "--task",
+        str(task),
+        "--rows",
+        str(rows),
+        "--llm",
+        "fake",
+        "--plans",
+        str(plans_out),
+        "--out",
+        str(out),
+        *ws,
+    )
+    assert code == 0, err
+    labels = sorted(json.loads(line)["output"] for line in out.read_text().splitlines())
+    assert labels == ["contradiction"] * 3 + ["entailment"] * 3
+
+    written[0]["use"] = "skip"
+    plans_out.write_text(json.dumps(written))
+    code, err = _cli(
+        capsys,
+        "transform",
+        "--task",
+        str(task),
+        "--rows",
+        str(rows),
+        "--llm",
+        "fake",
+        "--plans",
+        str(plans_out),
+        *ws,
+    )
+    assert code == 2 and "skips every dataset" in err
+    plans_out.write_text("[{")
+    code, err = _cli(
+        capsys,
+        "transform",
+        "--task",
+        str(task),
+        "--rows",
+        str(rows),
+        "--llm",
+        "fake",
+        "--plans",
+        str(plans_out),
+        *ws,
+    )
+    assert code == 2 and "not valid JSON" in err
