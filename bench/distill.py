@@ -1,12 +1,16 @@
 """The experiment: a small-scale reproduction of the paper's comparison on this CPU.
 
-    .venv/bin/python bench/distill.py [--tasks nli squad] [--pairs 200] [--test 300] \
-        [--losses full-text completion-only] [--epochs 1 3]
+    .venv/bin/python bench/distill.py [--tasks nli squad bbh-date_understanding] [--pairs 200] \
+        [--test 300] [--losses full-text completion-only] [--epochs 1 3] \
+        [--sets rebase direct self-guide] [--methods ...] [--rebase-mode auto|rewrite]
 
-For each held-out task (NLI: vitaminc 3-way; extractive QA: SQuAD v1.1 dev):
+For each held-out task (NLI: vitaminc 3-way; extractive QA: SQuAD v1.1 dev; BBH date
+understanding, a chain-of-thought task):
 1. build the same number of training pairs three ways, with the same local teacher
    (Qwen2.5-Coder-1.5B-Instruct through llama.cpp) where a teacher is used:
-   - ReBase: retrieve from the default datastore, transform the best rows until N pairs exist;
+   - ReBase: retrieve from the default datastore, transform the best rows until N pairs exist
+     (`--rebase-mode auto`, the default: per-dataset plans where valid, the LLM's rewrite
+     elsewhere; `rewrite`: the paper's per-row rewrite only);
    - direct synthesis (prompt2model style) from the instruction and examples alone;
    - SELF-GUIDE: the student (SmolLM2-135M-Instruct) writes and labels its own pairs;
 2. fine-tune the student (LoRA, the paper's defaults) on each set, once with the paper's loss on
@@ -14,8 +18,14 @@ For each held-out task (NLI: vitaminc 3-way; extractive QA: SQuAD v1.1 dev):
    paper's) or more (`--epochs 1 3`);
 3. evaluate the untrained student (zero- and few-shot) and the three trained students on the
    first `--test` rows of the held-out test set, with bootstrap 95% intervals;
-and print the table with the time each stage took. Every stage is cached (LLM response cache,
-run folders, reports under bench/out/distill), so an interrupted run continues where it stopped.
+and print the table with the time each stage took, and per pair set: the share made by plans,
+grounding (share of the input's words found in its row), agreement of the pair's label with
+its source row's label, LLM calls and wall time per 100 pairs.
+
+Every stage is cached, so an interrupted run continues where it stopped: the LLM response cache,
+the trained models (bench/out/distill, ignored by git) and — committed, so a later session or
+machine resumes from them — the pair sets, their statistics, the evaluation reports and the
+stage times (bench/results/distill/<task>/).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,15 +64,22 @@ from rebase_core.settings import Settings
 from rebase_core.synthesize import synthesize
 from rebase_core.task import final_answer, load_task
 from rebase_core.transform import (
+    Plan,
     TransformConfig,
+    apply_plan,
     balance_by_label,
     is_classification,
     label_of,
+    outcomes_to_json,
+    plan_datasets,
+    task_labels,
     transform,
 )
-from rebase_core.types import Pair, Task
+from rebase_core.transform.checks import grounding
+from rebase_core.types import Pair, ScoredRow, Task
 
-OUT = ROOT / "bench" / "out" / "distill"
+OUT = ROOT / "bench" / "out" / "distill"  # trained models (large, not committed)
+DATA = ROOT / "bench" / "results" / "distill"  # pair sets, stats, reports, times (committed)
 TEACHER = "local:qwen2.5-coder-1.5b-instruct"
 STUDENT_LLM = "local:smollm2-135m-instruct"
 
@@ -91,26 +109,54 @@ def timed(times: dict[str, float], name: str) -> Iterator[None]:
 
 
 def rebase_pairs(
-    task: Task, settings: Settings, n: int, cache: ResponseCache, times: dict[str, float]
+    task: Task,
+    settings: Settings,
+    n: int,
+    cache: ResponseCache,
+    times: dict[str, float],
+    mode: str,
+    stats: dict[str, object],
 ) -> list[Pair]:
     """Retrieve, transform the best rows until there are enough pairs, then do what a curator
     would with the label chart: keep an even share of each label (label tasks only), as far as
-    3n rows provide them."""
+    3n rows provide them. In auto/plan mode every dataset among the 3n rows is planned first."""
     store = open_datastore(settings.default_store, settings)
     embedder = get_embedder(store.embedder_name, settings.threads)
     with timed(times, "retrieve"):
         rows = retrieve(store, task, embedder, RetrievalOptions(top_k=3 * n)).rows
     teacher = get_llm(TEACHER, settings)
+    plans: dict[tuple[str, str], Plan] = {}
+    calls = 0
+    if mode != "rewrite":
+        with timed(times, "plan"):
+            outcomes = plan_datasets(task, rows, teacher, cache=cache)
+        calls += sum(o.calls for o in outcomes)
+        plans = {o.key: o.plan for o in outcomes if o.status == "valid" and o.plan is not None}
+        stats["plans"] = outcomes_to_json(outcomes)
+        log(
+            f"  plans: {len(plans)} of {len(outcomes)} datasets valid, covering "
+            f"{sum(o.rows for o in outcomes if o.key in plans)} of {len(rows)} rows "
+            f"({calls} LLM calls)"
+        )
     pairs: list[Pair] = []
-    config = TransformConfig(temperature=0.7, max_tokens=400, concurrency=1)
+    config = TransformConfig(temperature=0.7, max_tokens=400, concurrency=1, mode=mode)
     labels = len({label_of(e.output) for e in task.examples}) if is_classification(task) else 1
     per_label = math.ceil(n / labels)
+    by_key = {}
     with timed(times, "transform"):
         for start in range(0, len(rows), n // 2):
             chunk = list(rows[start : start + n // 2])
+            by_key.update({r.key: r for r in chunk})
             result = transform(
-                task, chunk, teacher, config, cache=cache, known_inputs=[p.input for p in pairs]
+                task,
+                chunk,
+                teacher,
+                config,
+                cache=cache,
+                known_inputs=[p.input for p in pairs],
+                plans=plans,
             )
+            calls += result.usage.requests if result.usage else 0
             pairs += list(result.pairs)
             balanced = balance_by_label(task, pairs, per_label=per_label)
             log(
@@ -122,7 +168,56 @@ def rebase_pairs(
     # When a label stays rare even after 3n rows, fill the budget with the other pairs in order.
     chosen = balance_by_label(task, pairs, per_label=per_label)[:n]
     ids = {p.id for p in chosen}
-    return chosen + [p for p in pairs if p.id not in ids][: n - len(chosen)]
+    chosen = chosen + [p for p in pairs if p.id not in ids][: n - len(chosen)]
+    stats["llm_calls"] = calls
+    stats["rows_used"] = len(by_key)
+    stats.update(pair_set_stats(task, chosen, by_key, plans))
+    return chosen
+
+
+def pair_set_stats(
+    task: Task,
+    pairs: list[Pair],
+    rows: dict[tuple[str, str, str], ScoredRow],
+    plans: dict[tuple[str, str], Plan],
+) -> dict[str, object]:
+    """How a ReBase set was made: by which method, how grounded in its rows, and how often its
+    label agrees with the row's own (the plan's label map applied where the dataset has one)."""
+    methods = Counter(p.method or "rewrite" for p in pairs)
+    shares = []
+    agree = judged = 0
+    labels = task_labels(task)
+    for pair in pairs:
+        if pair.source is None:
+            continue
+        row = rows.get((pair.source.dataset, pair.source.config, pair.source.row_id))
+        if row is None:
+            continue
+        share = grounding(task, pair.input, row.row)
+        if share is not None:
+            shares.append(share)
+        if not labels:
+            continue
+        plan = plans.get(row.key[:2])
+        if plan is not None:
+            source = apply_plan(plan, task, row.row).output
+        else:
+            value = label_of(row.row.get(row.output_column, ""))
+            source = labels.get(value, "")
+        if source:
+            judged += 1
+            agree += label_of(pair.output) == label_of(source)
+    shares.sort()
+    return {
+        "pairs": len(pairs),
+        "by_method": dict(methods),
+        "grounding_median": shares[len(shares) // 2] if shares else None,
+        "grounded_share": sum(s >= 0.2 for s in shares) / len(shares) if shares else None,
+        "grounding_judged": len(shares),
+        "label_agreement": agree / judged if judged else None,
+        "label_judged": judged,
+        "labels": dict(Counter(label_of(p.output) for p in pairs).most_common()),
+    }
 
 
 def baseline_pairs(
@@ -132,13 +227,18 @@ def baseline_pairs(
     n: int,
     cache: ResponseCache,
     times: dict[str, float],
+    stats: dict[str, object],
 ) -> list[Pair]:
     spec = TEACHER if method == "direct" else STUDENT_LLM
     llm = get_llm(spec, settings)
     with timed(times, method):
         result = synthesize(task, llm, method, n, {"seed": 0, "concurrency": 1}, cache=cache)
     log(f"  {method}: {len(result.pairs)} pairs (failures {dict(result.failure_counts)})")
-    return list(result.pairs)[:n]
+    pairs = list(result.pairs)[:n]
+    stats["llm_calls"] = result.usage.requests if result.usage else 0
+    stats["pairs"] = len(pairs)
+    stats["labels"] = dict(Counter(label_of(p.output) for p in pairs).most_common())
+    return pairs
 
 
 def teacher_ceiling(
@@ -187,7 +287,7 @@ def teacher_ceiling(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["nli", "squad"])
+    parser.add_argument("--tasks", nargs="+", default=["nli", "squad", "bbh-date_understanding"])
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--test", type=int, default=300)
     parser.add_argument(
@@ -213,6 +313,24 @@ def main() -> None:
         help="which students to train (every pair set is still built or loaded)",
     )
     parser.add_argument(
+        "--sets",
+        nargs="+",
+        choices=["rebase", "direct", "self-guide"],
+        default=["rebase", "direct", "self-guide"],
+        help="which pair sets to build now if missing (a set built earlier is always loaded)",
+    )
+    parser.add_argument(
+        "--rebase-mode",
+        choices=["auto", "plan", "rewrite"],
+        default="auto",
+        help="how ReBase turns rows into pairs (auto: plans where valid, rewrite elsewhere)",
+    )
+    parser.add_argument(
+        "--only-sets",
+        action="store_true",
+        help="build (or load) the pair sets and stop: no training, no evaluation",
+    )
+    parser.add_argument(
         "--teacher-rows",
         type=int,
         default=100,
@@ -227,8 +345,10 @@ def main() -> None:
     for name in args.tasks:
         times: dict[str, float] = {}
         task = load_task(heldout[name].task_path)
-        folder = OUT / name
-        folder.mkdir(exist_ok=True)
+        folder = DATA / name  # committed: sets, stats, reports, times
+        folder.mkdir(parents=True, exist_ok=True)
+        models_dir = OUT / name  # trained students: large, not committed
+        models_dir.mkdir(parents=True, exist_ok=True)
         # An even stride over the whole test set (SQuAD's file is grouped by article).
         lines = heldout[name].test_path.read_text(encoding="utf-8").splitlines()
         step = max(1, len(lines) // args.test)
@@ -239,18 +359,49 @@ def main() -> None:
         )
         sets: dict[str, list[Pair]] = {}
         for method in ("rebase", "direct", "self-guide"):
-            path = folder / f"{method}.jsonl"
+            stem = (
+                method
+                if method != "rebase" or args.rebase_mode == "auto"
+                else (f"rebase-{args.rebase_mode}")
+            )
+            path = folder / f"{stem}-{args.pairs}.jsonl"
             pairs = load_pairs(path)
             if pairs is None:
+                if method not in args.sets:
+                    log(f"  {method}: no pair set yet (not in --sets), skipped")
+                    continue
+                stats: dict[str, object] = {}
+                start = time.perf_counter()
                 if method == "rebase":
-                    pairs = rebase_pairs(task, settings, args.pairs, cache, times)
+                    pairs = rebase_pairs(
+                        task, settings, args.pairs, cache, times, args.rebase_mode, stats
+                    )
                 else:
-                    pairs = baseline_pairs(task, settings, method, args.pairs, cache, times)
+                    pairs = baseline_pairs(task, settings, method, args.pairs, cache, times, stats)
+                wall = time.perf_counter() - start
+                stats["wall_s"] = round(wall, 1)
+                n = max(1, len(pairs))
+                stats["per_100_pairs"] = {
+                    "llm_calls": round(100 * float(stats.get("llm_calls", 0)) / n, 1),  # type: ignore[arg-type]
+                    "wall_s": round(100 * wall / n, 1),
+                }
                 save_pairs(path, pairs)
+                (folder / f"stats-{stem}-{args.pairs}.json").write_text(
+                    json.dumps(stats, indent=2, ensure_ascii=False)
+                )
             sets[method] = pairs
-        models: dict[str, tuple[str, bool | None]] = {
-            "untrained zero-shot": ("smollm2-135m-instruct", False),
-            "untrained few-shot": ("smollm2-135m-instruct", True),
+            stats_path = folder / f"stats-{stem}-{args.pairs}.json"
+            if stats_path.exists():
+                shown = {
+                    k: v for k, v in json.loads(stats_path.read_text()).items() if k != "plans"
+                }
+                log(f"  {method} set: {json.dumps(shown)}")
+        if args.only_sets:
+            continue
+        # label -> (model, few-shot?, report file stem)
+        models: dict[str, tuple[str, bool | None, str]] = {
+            "untrained zero-shot": ("smollm2-135m-instruct", False, "untrained_zero-shot"),
+            "untrained few-shot": ("smollm2-135m-instruct", True, "untrained_few-shot"),
         }
         for method, pairs in sets.items():
             if method not in args.methods:
@@ -263,16 +414,17 @@ def main() -> None:
                     only = loss == "completion-only"
                     # Run folders and labels of the paper's one epoch keep their earlier names.
                     ep = "" if epochs == 1 else f"-e{epochs:g}"
-                    run_dir = folder / f"run-{method}{'-col' if only else ''}{ep}"
+                    run_dir = models_dir / f"run-{method}-{len(pairs)}{'-col' if only else ''}{ep}"
                     config = TrainConfig(max_seq_len=384, completion_only_loss=only, epochs=epochs)
                     label = f"{method} {loss}{ep.replace('-e', ' ep')}"
                     with timed(times, f"train {label}"):
                         finetune(task, pairs, run_dir, config, settings=settings)
-                    models[f"{label} ({len(pairs)} pairs)"] = (str(run_dir), None)
+                    stem = f"{method}-{len(pairs)}-{loss}{ep}"
+                    models[f"{label} ({len(pairs)} pairs)"] = (str(run_dir), None, stem)
         if args.teacher_rows:
-            models["teacher few-shot"] = ("teacher", True)
-        for label, (model, shots) in models.items():
-            report_path = folder / f"eval-{label.split(' (')[0].replace(' ', '_')}.json"
+            models["teacher few-shot"] = ("teacher", True, "teacher_few-shot")
+        for label, (model, shots, stem) in models.items():
+            report_path = folder / f"eval-{stem}.json"
             if model == "teacher" and not report_path.exists():
                 with timed(times, f"eval {label}"):
                     teacher_ceiling(task, test, args.teacher_rows, settings, cache, report_path)
@@ -304,7 +456,7 @@ def main() -> None:
         log(f"{name} stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     # Merge with earlier invocations (one task, loss or epoch count per run is the usual way to
     # fit a session): a row of this run replaces the earlier row of the same task, model, metric.
-    results = OUT / "results.json"
+    results = DATA / "results.json"
     earlier = json.loads(results.read_text()) if results.exists() else []
     fresh = {tuple(row[:3]) for row in table}
     merged = [row for row in earlier if tuple(row[:3]) not in fresh] + [list(r) for r in table]
@@ -331,16 +483,14 @@ def paired_gaps(tasks: list[str]) -> None:
     for name in tasks:
         reports = {
             path.stem.removeprefix("eval-"): report_from_json(json.loads(path.read_text()))
-            for path in sorted((OUT / name).glob("eval-*.json"))
+            for path in sorted((DATA / name).glob("eval-*.json"))
         }
         for key, ours in reports.items():
-            if not key.startswith("rebase_"):
+            if not key.startswith("rebase-"):
                 continue
-            setting = key.removeprefix("rebase_")
-            for other in ("direct", "self-guide", "untrained_few-shot"):
-                theirs = reports.get(
-                    other if other.startswith("untrained") else f"{other}_{setting}"
-                )
+            setting = key.removeprefix("rebase-")
+            for other in ("direct", "self-guide", "untrained_few-shot", "teacher_few-shot"):
+                theirs = reports.get(other if "_" in other else f"{other}-{setting}")
                 if theirs is None:
                     continue
                 for metric in ours.extra.get("metrics") or [ours.metric]:

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 JOB_KINDS: dict[str, str] = {
     "datastore_build": "rebase_core.datastore:run_build_job",
     "transform": "rebase_core.transform:run_transform_job",
+    "plan": "rebase_core.transform:run_plan_job",
     "synthesize": "rebase_core.synthesize:run_synthesize_job",
     "train": "rebase_core.finetune:run_train_job",
     "evaluate": "rebase_core.evaluate:run_evaluate_job",

@@ -8,6 +8,7 @@ undo. Each call commits at once: a refresh, a crash or a second tab loses nothin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -17,10 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebase_core.errors import InputError
 from rebase_core.task import task_from_dict
+from rebase_core.transform.plan import PLAN_USES, Plan
+
+if TYPE_CHECKING:
+    from rebase_core.transform.planner import PlanOutcome
 from rebase_core.types import PAIR_STATUSES, Failure, Pair, PairSource, ScoredRow, Task
 
 _SCHEMA = """
@@ -114,11 +119,58 @@ CREATE TABLE IF NOT EXISTS prompts(
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plans(
+    task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    task_hash TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    plan TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    warnings TEXT NOT NULL DEFAULT '[]',
+    use TEXT NOT NULL DEFAULT '',
+    rows INTEGER NOT NULL DEFAULT 0,
+    calls INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY(task_id, dataset, config)
+);
 """
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """A dataset's plan for a task, as saved: the outcome of planning (or the user's edit) and
+    what the user chose to do with the dataset's rows (`use`: plan, rewrite or skip; "" = the
+    default, plan when valid)."""
+
+    dataset: str
+    config: str
+    status: str  # valid | invalid | none
+    plan: Plan | None
+    reason: str
+    warnings: tuple[str, ...]
+    use: str
+    rows: int
+    calls: int
+    updated_at: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.dataset, self.config)
+
+    @property
+    def chosen(self) -> str:
+        """What the rows get: the user's choice, else the plan when valid, else a rewrite."""
+        return self.use or ("plan" if self.status == "valid" else "rewrite")
+
+
+def task_hash(task: Task) -> str:
+    """A fingerprint of what a task asks (plans made for another version do not apply)."""
+    return hashlib.sha256(json.dumps(task.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -741,6 +793,92 @@ class Workspace:
         return action, len(events)
 
     # ------------------------------------------------------------------------- prompts, kv
+
+    # ----------------------------------------------------------------------------- plans
+
+    def save_plan(
+        self,
+        task_id: int,
+        task: Task,
+        outcome: PlanOutcome,
+        *,
+        keep_user_plans: bool = True,
+    ) -> None:
+        """Save a planning outcome (`transform.PlanOutcome`). A plan the user wrote or edited is
+        not replaced by a fresh LLM plan (`keep_user_plans`), and the user's `use` choice stays."""
+        plan: Plan | None = outcome.plan
+        check = outcome.check
+        with self._tx() as conn:
+            current = conn.execute(
+                "SELECT plan, task_hash FROM plans WHERE task_id = ? AND dataset = ? "
+                "AND config = ?",
+                (task_id, outcome.dataset, outcome.config),
+            ).fetchone()
+            users = bool(current and current[0] and current[1] == task_hash(task)) and (
+                json.loads(current[0]).get("author") == "user"
+            )
+            if keep_user_plans and users and (plan is None or plan.author != "user"):
+                return
+            conn.execute(
+                "INSERT INTO plans(task_id, task_hash, dataset, config, status, plan, reason, "
+                "warnings, rows, calls, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(task_id, dataset, config) DO UPDATE SET task_hash = "
+                "excluded.task_hash, status = excluded.status, plan = excluded.plan, reason = "
+                "excluded.reason, warnings = excluded.warnings, rows = excluded.rows, calls = "
+                "excluded.calls, updated_at = excluded.updated_at",
+                (
+                    task_id,
+                    task_hash(task),
+                    outcome.dataset,
+                    outcome.config,
+                    outcome.status,
+                    json.dumps(plan.to_json_dict(), ensure_ascii=False) if plan else None,
+                    outcome.reason,
+                    json.dumps(list(check.warnings) if check is not None else []),
+                    int(outcome.rows),
+                    int(outcome.calls),
+                    _now(),
+                ),
+            )
+
+    def set_plan_use(self, task_id: int, dataset: str, config: str, use: str) -> None:
+        """The user's choice for a dataset's rows: plan, rewrite, skip (or "" for the default)."""
+        if use and use not in PLAN_USES:
+            raise InputError(f"A dataset's rows are used by one of {PLAN_USES}, got {use!r}.")
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE plans SET use = ?, updated_at = ? WHERE task_id = ? AND dataset = ? "
+                "AND config = ?",
+                (use, _now(), task_id, dataset, config),
+            )
+            if not cur.rowcount:
+                raise InputError(f"No plan is saved for {dataset}/{config}; plan it first.")
+
+    def plans(self, task_id: int, task: Task) -> list[PlanRecord]:
+        """The saved plans of this task version, most rows first."""
+        out = []
+        for row in self._query(
+            "SELECT dataset, config, status, plan, reason, warnings, use, rows, calls, "
+            "updated_at FROM plans WHERE task_id = ? AND task_hash = ? "
+            "ORDER BY rows DESC, dataset, config",
+            (task_id, task_hash(task)),
+        ):
+            dataset, config, status, plan, reason, warnings, use, rows, calls, at = row
+            out.append(
+                PlanRecord(
+                    dataset,
+                    config,
+                    status,
+                    Plan.from_json_dict(json.loads(plan)) if plan else None,
+                    reason,
+                    tuple(json.loads(warnings)),
+                    use,
+                    int(rows),
+                    int(calls),
+                    at,
+                )
+            )
+        return out
 
     def save_prompt(self, version: str, template: str, note: str = "") -> None:
         with self._tx() as conn:

@@ -14,6 +14,7 @@ from rebase_core.transform import (
     Plan,
     TransformConfig,
     apply_plan,
+    check_given,
     check_plan,
     plan_dataset,
     plan_datasets,
@@ -519,3 +520,59 @@ def test_cli_transform_modes_and_an_edited_plans_file(tmp_path, capsys):
         *ws,
     )
     assert code == 2 and "not valid JSON" in err
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def test_transform_job_plans_saves_plans_and_honours_the_users_edits(settings):
+    from rebase_core import jobs
+
+    ws = Workspace(settings.workspace_db)
+    rec = ws.save_task(NLI)
+    rows = _nli_rows(6) + [
+        _row(10 + i, {"text": PACKED.format(p=f"x{i}", h=f"y{i}"), "label": "entailment"},
+             dataset="other")
+        for i in range(2)
+    ]
+    run = ws.save_retrieval(rec, "store", {}, "exact", 0.0, rows, list(range(len(rows))))
+
+    def start():
+        pair_run = ws.create_pair_run(rec.id, "transform", llm="fake")
+        params = {"pair_run": pair_run, "retrieval_run": run, "task_id": rec.id, "llm": "fake",
+                  "config": {"concurrency": 1, "mode": "plan"}}
+        job = jobs.start_job(settings, "transform", params, env={})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            status = jobs.job_status(job.folder)
+            if status.state in jobs.FINAL_STATES:
+                return pair_run, status
+            time.sleep(0.1)
+        raise AssertionError("job did not finish")
+
+    pair_run, status = start()
+    assert status.state == "done", status.error
+    saved = {r.dataset: r for r in ws.plans(rec.id, NLI)}
+    assert set(saved) == {"ds", "other"} and saved["ds"].status == "valid"
+    assert saved["ds"].rows == 6 and saved["ds"].chosen == "plan"
+    assert status.result["planned"] == 5 == len(ws.pairs(run_id=pair_run))
+
+    # The user maps non-entailment by hand and skips the other dataset.
+    edited = Plan.from_json_dict(
+        {**saved["ds"].plan.to_json_dict(), "author": "user",
+         "label_map": {"entailment": "entailment", "non-entailment": "contradiction"}}
+    )
+    ws.save_plan(rec.id, NLI, check_given(NLI, edited, rows[:6]))
+    ws.set_plan_use(rec.id, "other", "default", "skip")
+    pair_run, status = start()
+    assert status.state == "done", status.error
+    pairs = ws.pairs(run_id=pair_run)
+    assert sorted(p.output for p in pairs) == ["contradiction"] * 3 + ["entailment"] * 3
+    assert {p.source.plan for p in pairs} == {edited.version}
+    assert {r.dataset: r.plan.author for r in ws.plans(rec.id, NLI)}["ds"] == "user"
+    with pytest.raises(InputError, match="one of"):
+        ws.set_plan_use(rec.id, "ds", "default", "maybe")
+    # Plans belong to a task version: an edited task starts without them.
+    changed = Task(NLI.name, NLI.instruction + " Be brief.", NLI.examples, metric="accuracy")
+    assert ws.plans(rec.id, changed) == []
+    ws.close()

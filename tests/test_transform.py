@@ -201,8 +201,9 @@ def test_transform_job_crash_and_resume_pays_nothing_twice(settings):
         "task_id": rec.id,
         "llm": "fake",
         "llm_options": {"latency_s": 0.05},
-        # The fake's default reply ("fake input <digest>") is not built from the row.
-        "config": {"concurrency": 1, "min_grounding": 0},
+        # The fake's default reply ("fake input <digest>") is not built from the row; the
+        # per-row rewrite is what is resumed here (plans: test_plans.py).
+        "config": {"concurrency": 1, "min_grounding": 0, "mode": "rewrite"},
     }
     env = {}
     job = jobs.start_job(settings, "transform", params, env=env)

@@ -72,6 +72,7 @@ from rebase_core.transform.run import (
     estimate_transform,
     pair_id,
     regenerate,
+    run_plan_job,
     run_transform_job,
     transform,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "render_row",
     "row_fields",
     "row_key",
+    "run_plan_job",
     "run_transform_job",
     "strip_wrapping_quotes",
     "task_labels",

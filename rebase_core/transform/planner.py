@@ -215,7 +215,7 @@ class _Planner:
             cache=self.cache,
             max_retries=self.config.max_retries,
         )
-        self.calls += sum(1 for r in results if r.completion is None or not r.completion.cached)
+        self.calls += len(requests)  # what a fresh run pays; cached replies cost nothing here
         return [r.completion.text if r.completion else None for r in results]
 
     # -- rules
