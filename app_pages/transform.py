@@ -11,12 +11,14 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+import plans_ui
 import ui
 from rebase_core import jobs
 from rebase_core.errors import InputError
 from rebase_core.llm import ResponseCache
 from rebase_core.transform import (
     DEFAULT_TEMPLATE,
+    TRANSFORM_MODES,
     TransformConfig,
     balance_by_label,
     estimate_transform,
@@ -87,6 +89,18 @@ retrieval_run = st.selectbox(
     "Rows from retrieval run", list(run_labels), format_func=run_labels.get, key="tf_retrieval_run"
 )
 kept = [r for _, r, _ in ws.retrieved_rows(retrieval_run, selected_only=True)]
+transform_mode = (
+    st.segmented_control(
+        "Mode",
+        TRANSFORM_MODES,
+        default="auto",
+        key="tf_plan_mode",
+        help="**auto**: a plan per dataset where one is valid — no LLM call per row, the "
+        "source's own human labels — and the LLM's rewrite of each row elsewhere. **plan**: "
+        "planned rows only. **rewrite**: the LLM rewrites every row (no plans).",
+    )
+    or "auto"
+)
 c1, c2, c3, c4 = st.columns(4)
 limit = c1.number_input(
     "Rows to transform",
@@ -118,6 +132,7 @@ try:
         min_grounding=float(min_grounding),
         concurrency=choice.concurrency,
         task_note=note,
+        mode=transform_mode,
     )
 except InputError as exc:
     st.error(str(exc))
@@ -158,6 +173,16 @@ with ui.shown_errors(stop=False):
         f"~{estimate.input_tokens:,} input tokens, {cost}."
     )
 
+plans_ui.render(
+    ws=ws,
+    settings=settings,
+    record=record,
+    rows=rows,
+    retrieval_run=int(retrieval_run),
+    choice=choice,
+    limit=int(limit),
+)
+
 # ----------------------------------------------------------------------------- preview
 with st.expander("Preview on a few rows (nothing is saved)"):
     n_preview = st.slider("Rows", 1, 5, 3, key="tf_preview_n")
@@ -171,6 +196,7 @@ with st.expander("Preview on a few rows (nothing is saved)"):
                 config,
                 cache=ResponseCache(settings.llm_cache_db),
                 on_progress=ui.progress_for(bar),
+                plans=plans_ui.usable_plans(ws, record.id, task),
             )
             st.session_state["tf_preview"] = preview
         bar.empty()
@@ -181,7 +207,10 @@ with st.expander("Preview on a few rows (nothing is saved)"):
             src = by_key.get(str(pair.extra.get("key")))
             a, b = st.columns(2)
             a.json(dict(src.row) if src else {}, expanded=False)
-            b.markdown(f"**Input**\n\n{pair.input}\n\n**Output**\n\n{pair.output}")
+            b.markdown(
+                f"{plans_ui.made_by(pair)}\n\n**Input**\n\n{pair.input}\n\n"
+                f"**Output**\n\n{pair.output}"
+            )
             st.divider()
         for key, failure in preview.failures:
             st.warning(f"{key.replace(chr(31), ' / ')}: {failure.reason} — {failure.detail}")
@@ -207,6 +236,7 @@ def _start(run_id: int) -> None:
             "min_grounding": config.min_grounding,
             "concurrency": config.concurrency,
             "task_note": note,
+            "mode": config.mode,
         },
     }
     job = jobs.start_job(settings, "transform", params, key=f"transform:{run_id}")
@@ -419,6 +449,7 @@ if mode == "table":
             "status": [p.status for p in pairs],
             "input": [p.input for p in pairs],
             "output": [p.output for p in pairs],
+            "made by": [p.method or p.origin for p in pairs],
             "source": [p.source.dataset if p.source else p.origin for p in pairs],
             "score": [p.source.score if p.source else None for p in pairs],
         }
@@ -439,7 +470,7 @@ if mode == "table":
         key="tf_table",
         hide_index=True,
         on_change=_table_changed,
-        disabled=["source", "score"],
+        disabled=["made by", "source", "score"],
         height=480,
         column_config={
             "status": st.column_config.SelectboxColumn(options=list(PAIR_STATUSES)),
@@ -492,8 +523,8 @@ else:
             )
     with right:
         st.markdown(
-            f"**Pair** · status `{pair.status}` · {pair.llm} · prompt "
-            f"`{pair.prompt_version or '-'}`"
+            f"**Pair** · status `{pair.status}` · {plans_ui.made_by(pair)} · {pair.llm} · "
+            f"prompt `{pair.prompt_version or '-'}`"
         )
         # Typed text is kept as a draft in the workspace at once (a refresh loses nothing);
         # Accept / Save edit turn it into an edit, Reject and Regenerate drop it.

@@ -28,6 +28,7 @@ def main() -> None:
         ["hnsw.py", "--cells", "50000" if args.quick else "200000", "--unique"],
         ["retrieval.py", "--sizes", "bundled", *([] if args.quick else ["1000000"])],
         ["transform.py", "--rows", "4" if args.quick else "8"],
+        ["plans.py", *(["--presets", "nli", "squad"] if args.quick else [])],
         ["llm_throughput.py", *(["--skip-local"] if args.quick else [])],
         ["diversity.py", "--sizes", "2000", *([] if args.quick else ["10000", "50000"])],
     ]

@@ -200,6 +200,9 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
         {"entailment": "supports"},
     )
     assert any("'supports'" in p for p in check_plan(foreign, NLI, rows).problems)
+    twice = Plan("ds", "default", "Premise: {text}\nHypothesis: {text}", "label",
+                 {"entailment": "entailment"})
+    assert any("twice" in p for p in check_plan(twice, NLI, rows).problems)
     nothing = Plan(
         "ds",
         "default",

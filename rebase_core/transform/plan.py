@@ -18,6 +18,7 @@ example has missing from the template, a label the task does not have, no sample
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -44,8 +45,10 @@ def normalise_value(value: str) -> str:
     return label_of(value) if value.strip() else ""
 
 
+@functools.lru_cache(maxsize=256)
 def task_labels(task: Task) -> dict[str, str]:
-    """The task's labels (normalised → as the examples write them); empty for open tasks."""
+    """The task's labels (normalised → as the examples write them); empty for open tasks.
+    (Cached per task: plans apply it to every row; do not mutate the result.)"""
     if not is_classification(task):
         return {}
     out: dict[str, str] = {}
@@ -69,11 +72,27 @@ def answer_text(value: str) -> str:
     return text
 
 
-def row_fields(row: Mapping[str, str], markers: Iterable[str] = ()) -> dict[str, str]:
+@functools.lru_cache(maxsize=256)
+def _task_markers(task: Task) -> tuple[str, ...]:
+    return input_markers(task)
+
+
+@functools.lru_cache(maxsize=256)
+def _inline_pattern(markers: tuple[str, ...]) -> re.Pattern[str] | None:
+    extra = [re.escape(m.rstrip(":").strip()) for m in markers if m.strip()]
+    return re.compile(r"(?<![\w])(" + "|".join(extra) + r"):[ \t]*") if extra else None
+
+
+def row_fields(
+    row: Mapping[str, str],
+    markers: Iterable[str] = (),
+    columns: Iterable[str] | None = None,
+) -> dict[str, str]:
     """The row's columns plus a `column[Marker]` sub-field for every "Marker:" segment of a cell.
 
     A segment starts at a capitalised marker at the start of a line, or at one of `markers` (the
-    task's, e.g. "Question:") anywhere, and runs to the next one.
+    task's, e.g. "Question:") anywhere, and runs to the next one. Only `columns` are split when
+    given (applying a plan needs just the columns it names).
 
     >>> row_fields({"input": "Premise: It rains.\\nHypothesis: It is wet.", "target": "yes"})
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -81,10 +100,10 @@ def row_fields(row: Mapping[str, str], markers: Iterable[str] = ()) -> dict[str,
      'input[Premise]': 'It rains.', 'input[Hypothesis]': 'It is wet.'}
     """
     fields = {str(k): str(v) for k, v in row.items()}
-    extra = [re.escape(m.rstrip(":").strip()) for m in markers if m.strip()]
-    inline = re.compile(r"(?<![\w])(" + "|".join(extra) + r"):[ \t]*") if extra else None
+    inline = _inline_pattern(tuple(markers))
+    split = set(columns) if columns is not None else None
     for column, text in list(fields.items()):
-        if ":" not in text:
+        if ":" not in text or (split is not None and column not in split):
             continue
         starts = {m.start(1): (m.group(1), m.end()) for m in _LINE_MARKER.finditer(text)}
         if inline is not None:
@@ -159,6 +178,12 @@ class Plan:
     @property
     def key(self) -> tuple[str, str]:
         return (self.dataset, self.config)
+
+    @property
+    def split_columns(self) -> tuple[str, ...]:
+        """The columns whose `column[Marker]` sub-fields the plan uses."""
+        names = (*placeholders(self.input_template), self.output_field, *self.row_filter)
+        return tuple(dict.fromkeys(n.split("[", 1)[0] for n in names if n.endswith("]")))
 
     @property
     def version(self) -> str:
@@ -245,7 +270,7 @@ class PlannedRow:
 
 def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "") -> PlannedRow:
     """One row through a plan: deterministic, no LLM (see the module docstring)."""
-    fields = row_fields(row, input_markers(task))
+    fields = row_fields(row, _task_markers(task), plan.split_columns)
     for name, kept in plan.row_filter.items():
         if normalise_value(fields.get(name, "")) not in kept:
             return PlannedRow(row_id, skipped=f"filtered out by {name}")
@@ -311,6 +336,12 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
                 f"the plan names the field {name!r}, which the rows lack (they have: "
                 f"{', '.join(sorted(available)[:12])})"
             )
+    bare = plan.input_template.replace("{{", "").replace("}}", "")
+    twice = [n for n, k in Counter(_PLACEHOLDER.findall(bare)).items() if k > 1]
+    if twice:
+        problems.append(
+            f"the input uses {twice[0]!r} twice: each part of the input needs its own field"
+        )
     leaks = [p for p in used if plan.output_field == p or plan.output_field.startswith(p + "[")]
     if leaks:
         problems.append(

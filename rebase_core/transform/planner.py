@@ -184,7 +184,7 @@ class _Planner:
         self,
         task: Task,
         rows: Sequence[ScoredRow],
-        llm: LLM,
+        llm: LLM | None,
         config: PlannerConfig,
         cache: ResponseCache | None,
     ) -> None:
@@ -208,6 +208,8 @@ class _Planner:
         self.calls = 0
 
     def _complete(self, requests: list[Request]) -> list[str | None]:
+        if self.llm is None:  # rules only: nothing is asked
+            return [None] * len(requests)
         results = complete_many(
             self.llm,
             requests,
@@ -309,7 +311,7 @@ class _Planner:
             **{k: v for k, v in draft.label_map.items()},
         }
         todo = [v for v in values if v and v not in draft.label_map]
-        if not todo:
+        if not todo or self.llm is None:
             return draft
         choices = [*self.labels.values(), DROP]
         requests = []
@@ -381,12 +383,14 @@ def replace_draft(draft: _Draft, **changes: object) -> _Draft:
 def plan_dataset(
     task: Task,
     rows: Sequence[ScoredRow],
-    llm: LLM,
+    llm: LLM | None,
     config: PlannerConfig | None = None,
     *,
     cache: ResponseCache | None = None,
 ) -> PlanOutcome:
-    """The plan for one (dataset, config)'s rows (all from one dataset/config; see module doc)."""
+    """The plan for one (dataset, config)'s rows (all from one dataset/config; see module doc).
+
+    With `llm` None only the rules plan: a dataset they cannot settle gets no plan."""
     config = config or PlannerConfig()
     dataset, cfg = rows[0].dataset, rows[0].config
     if any(r.key[:2] != (dataset, cfg) for r in rows):
@@ -400,10 +404,14 @@ def plan_dataset(
     slot_markers = planner.markers or ("input",)
     author = "rule"
     if any(m not in draft.slots for m in slot_markers) or not draft.output:
+        if llm is None:
+            unplaced = [m for m in slot_markers if m not in draft.slots] or ["the answer"]
+            reason = f"no field is named like {', '.join(map(repr, unplaced))} (rules only)"
+            return PlanOutcome(dataset, cfg, "none", None, None, reason, 0, len(rows))
         draft = planner.ask_fields(draft)
         author = "llm"
     outcome = _finish(planner, draft, author)
-    if outcome.status == "invalid" and config.repair and outcome.reason:
+    if outcome.status == "invalid" and config.repair and outcome.reason and llm is not None:
         # Asked once more, told why; the rules' choices are open to the LLM this time.
         retry = planner.ask_fields(draft, note=outcome.reason[:300], sample=1)
         again = _finish(planner, retry, "llm")
@@ -450,7 +458,7 @@ def group_rows(rows: Sequence[ScoredRow]) -> dict[tuple[str, str], list[ScoredRo
 def plan_datasets(
     task: Task,
     rows: Sequence[ScoredRow],
-    llm: LLM,
+    llm: LLM | None,
     config: PlannerConfig | None = None,
     *,
     cache: ResponseCache | None = None,
