@@ -200,8 +200,13 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
         {"entailment": "supports"},
     )
     assert any("'supports'" in p for p in check_plan(foreign, NLI, rows).problems)
-    twice = Plan("ds", "default", "Premise: {text}\nHypothesis: {text}", "label",
-                 {"entailment": "entailment"})
+    twice = Plan(
+        "ds",
+        "default",
+        "Premise: {text}\nHypothesis: {text}",
+        "label",
+        {"entailment": "entailment"},
+    )
     assert any("twice" in p for p in check_plan(twice, NLI, rows).problems)
     nothing = Plan(
         "ds",
@@ -534,16 +539,24 @@ def test_transform_job_plans_saves_plans_and_honours_the_users_edits(settings):
     ws = Workspace(settings.workspace_db)
     rec = ws.save_task(NLI)
     rows = _nli_rows(6) + [
-        _row(10 + i, {"text": PACKED.format(p=f"x{i}", h=f"y{i}"), "label": "entailment"},
-             dataset="other")
+        _row(
+            10 + i,
+            {"text": PACKED.format(p=f"x{i}", h=f"y{i}"), "label": "entailment"},
+            dataset="other",
+        )
         for i in range(2)
     ]
     run = ws.save_retrieval(rec, "store", {}, "exact", 0.0, rows, list(range(len(rows))))
 
     def start():
         pair_run = ws.create_pair_run(rec.id, "transform", llm="fake")
-        params = {"pair_run": pair_run, "retrieval_run": run, "task_id": rec.id, "llm": "fake",
-                  "config": {"concurrency": 1, "mode": "plan"}}
+        params = {
+            "pair_run": pair_run,
+            "retrieval_run": run,
+            "task_id": rec.id,
+            "llm": "fake",
+            "config": {"concurrency": 1, "mode": "plan"},
+        }
         job = jobs.start_job(settings, "transform", params, env={})
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -562,8 +575,11 @@ def test_transform_job_plans_saves_plans_and_honours_the_users_edits(settings):
 
     # The user maps non-entailment by hand and skips the other dataset.
     edited = Plan.from_json_dict(
-        {**saved["ds"].plan.to_json_dict(), "author": "user",
-         "label_map": {"entailment": "entailment", "non-entailment": "contradiction"}}
+        {
+            **saved["ds"].plan.to_json_dict(),
+            "author": "user",
+            "label_map": {"entailment": "entailment", "non-entailment": "contradiction"},
+        }
     )
     ws.save_plan(rec.id, NLI, check_given(NLI, edited, rows[:6]))
     ws.set_plan_use(rec.id, "other", "default", "skip")
@@ -575,6 +591,20 @@ def test_transform_job_plans_saves_plans_and_honours_the_users_edits(settings):
     assert {r.dataset: r.plan.author for r in ws.plans(rec.id, NLI)}["ds"] == "user"
     with pytest.raises(InputError, match="one of"):
         ws.set_plan_use(rec.id, "ds", "default", "maybe")
+    # Re-planning (the plan-only job) replaces the LLM's plans, never the user's.
+    job = jobs.start_job(
+        settings,
+        "plan",
+        {"retrieval_run": run, "task_id": rec.id, "llm": "fake", "replan": True},
+        env={},
+    )
+    deadline = time.time() + 60
+    while jobs.job_status(job.folder).state not in jobs.FINAL_STATES and time.time() < deadline:
+        time.sleep(0.1)
+    status = jobs.job_status(job.folder)
+    assert status.state == "done", status.error
+    assert status.result["datasets"] == 2 and "covering 6 of 8 rows" in status.result["summary"]
+    assert {r.dataset: r.plan.version for r in ws.plans(rec.id, NLI)}["ds"] == edited.version
     # Plans belong to a task version: an edited task starts without them.
     changed = Task(NLI.name, NLI.instruction + " Be brief.", NLI.examples, metric="accuracy")
     assert ws.plans(rec.id, changed) == []
