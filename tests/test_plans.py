@@ -448,26 +448,15 @@ def test_cli_transform_modes_and_an_edited_plans_file(tmp_path, capsys):
     task.write_text(json.dumps(NLI.to_dict()))
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps(r.to_json_dict()) + "\n" for r in _nli_rows(6)))
-    ws = ["--workspace", str(tmp_path / "ws")]
     out = tmp_path / "pairs.jsonl"
     plans_out = tmp_path / "plans.json"
-    code, err = _cli(
-        capsys,
-        "transform",
-        "--task",
-        str(task),
-        "--rows",
-        str(rows),
-        "--llm",
-        "fake",
-        "--mode",
-        "plan",
-        "--out",
-        str(out),
-        "--plans-out",
-        str(plans_out),
-        *ws,
-    )
+
+    def run(*extra):
+        # --workspace after the command, as a user may type it.
+        args = ["transform", "--task", str(task), "--rows", str(rows), "--llm", "fake"]
+        return _cli(capsys, *args, *extra, "--workspace", str(tmp_path / "ws"))
+
+    code, err = run("--mode", "plan", "--out", str(out), "--plans-out", str(plans_out))
     assert code == 0, err
     pairs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(pairs) == 3 and {p["method"] for p in pairs} == {"plan"}
@@ -478,55 +467,17 @@ def test_cli_transform_modes_and_an_edited_plans_file(tmp_path, capsys):
     # The user maps non-entailment to contradiction by hand: every row now makes a pair.
     written[0]["label_map"]["non-entailment"] = "contradiction"
     plans_out.write_text(json.dumps(written))
-    code, err = _cli(
-        capsys,
-        "transform",
-        "--task",
-        str(task),
-        "--rows",
-        str(rows),
-        "--llm",
-        "fake",
-        "--plans",
-        str(plans_out),
-        "--out",
-        str(out),
-        *ws,
-    )
+    code, err = run("--plans", str(plans_out), "--out", str(out))
     assert code == 0, err
     labels = sorted(json.loads(line)["output"] for line in out.read_text().splitlines())
     assert labels == ["contradiction"] * 3 + ["entailment"] * 3
 
     written[0]["use"] = "skip"
     plans_out.write_text(json.dumps(written))
-    code, err = _cli(
-        capsys,
-        "transform",
-        "--task",
-        str(task),
-        "--rows",
-        str(rows),
-        "--llm",
-        "fake",
-        "--plans",
-        str(plans_out),
-        *ws,
-    )
+    code, err = run("--plans", str(plans_out))
     assert code == 2 and "skips every dataset" in err
     plans_out.write_text("[{")
-    code, err = _cli(
-        capsys,
-        "transform",
-        "--task",
-        str(task),
-        "--rows",
-        str(rows),
-        "--llm",
-        "fake",
-        "--plans",
-        str(plans_out),
-        *ws,
-    )
+    code, err = run("--plans", str(plans_out))
     assert code == 2 and "not valid JSON" in err
 
 
