@@ -119,6 +119,12 @@ def test_apply_plan_fills_the_template_maps_labels_and_says_why_it_skips():
     assert "no label" in unknown.skipped
     empty = apply_plan(plan, NLI, {"text": "Premise: \nHypothesis: b", "label": "entailment"})
     assert not empty.ok and ("empty field" in empty.skipped or "no field" in empty.skipped)
+    # A long answer cell that opens with the label and explains it (StrategyQA) counts as it.
+    yes_no = Plan("ds", "default", "{q}", "a", {"yes": "yes"})
+    made = apply_plan(
+        yes_no, COT, {"q": "Frost?", "a": "Yes. Frost is common in December, it is winter."}
+    )
+    assert made.ok and made.output == "yes"
     # Literal braces and JSON-list answers (several gold answers: the first is kept).
     qa = Plan("ds", "default", "Context: {ctx} {{x}}\nQuestion: {q}", "answers")
     made = apply_plan(qa, QA, {"ctx": "Bob is 30.", "q": "Age?", "answers": '["30", "thirty"]'})

@@ -45,6 +45,17 @@ def normalise_value(value: str) -> str:
     return label_of(value) if value.strip() else ""
 
 
+def label_value(value: str) -> str:
+    """The label a source cell states: the normalised cell, or — for a long cell that opens with
+    a short answer and explains it ("Yes. Frost is common in December …") — that answer."""
+    text = value.strip()
+    if len(text) > 40:
+        head = re.split(r"[.;:!?\n]", text, maxsplit=1)[0]
+        if head and len(head.split()) <= 3:
+            text = head
+    return normalise_value(text)
+
+
 @functools.lru_cache(maxsize=256)
 def task_labels(task: Task) -> dict[str, str]:
     """The task's labels (normalised → as the examples write them); empty for open tasks.
@@ -291,9 +302,10 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
     output = source
     labels = task_labels(task)
     if labels or plan.label_map:
-        mapped = plan.label_map.get(normalise_value(source))
-        if mapped is None and normalise_value(source) in labels:
-            mapped = labels[normalise_value(source)]
+        value = label_value(source)
+        mapped = plan.label_map.get(value)
+        if mapped is None and value in labels:
+            mapped = labels[value]
         if mapped is None or mapped == DROP:
             why = "the plan drops it" if mapped == DROP else "the plan has no label for it"
             return PlannedRow(row_id, skipped=f"label {source!r:.40}: {why}", source_value=source)
@@ -317,7 +329,7 @@ class PlanCheck:
 def observed_values(rows: Iterable[Mapping[str, str]], name: str, task: Task) -> Counter[str]:
     """How often each (normalised) value of a field occurs in these rows."""
     markers = input_markers(task)
-    return Counter(normalise_value(answer_text(row_fields(r, markers).get(name, ""))) for r in rows)
+    return Counter(label_value(answer_text(row_fields(r, markers).get(name, ""))) for r in rows)
 
 
 def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> PlanCheck:

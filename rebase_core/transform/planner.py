@@ -35,7 +35,7 @@ from rebase_core.transform.plan import (
     PlanCheck,
     answer_text,
     check_plan,
-    normalise_value,
+    label_value,
     observed_values,
     row_fields,
     task_labels,
@@ -319,9 +319,7 @@ class _Planner:
             example = next(
                 r
                 for r in self.rows
-                if normalise_value(
-                    answer_text(row_fields(r.row, self.markers).get(draft.output, ""))
-                )
+                if label_value(answer_text(row_fields(r.row, self.markers).get(draft.output, "")))
                 == value
             )
             row_json = json.dumps(
