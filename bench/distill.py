@@ -142,11 +142,18 @@ def rebase_pairs(
     config = TransformConfig(temperature=0.7, max_tokens=400, concurrency=1, mode=mode)
     labels = len({label_of(e.output) for e in task.examples}) if is_classification(task) else 1
     per_label = math.ceil(n / labels)
-    by_key = {}
+    by_key = {r.key: r for r in rows}
+    # Cheapest first: every planned row (no call per row, except a rationale), then — in auto
+    # and rewrite mode — the other rows, best first, rewritten by the teacher until the set is
+    # full. (Auto mode in the product does both in row order; the pairs are the same, this
+    # order just stops paying for rewrites once the plans have filled the set.)
+    planned = [r for r in rows if r.key[:2] in plans]
+    others = [r for r in rows if r.key[:2] not in plans] if mode != "plan" else []
+    chunks = [planned] if planned else []
+    chunks += [others[i : i + n // 2] for i in range(0, len(others), n // 2)]
+    done = 0
     with timed(times, "transform"):
-        for start in range(0, len(rows), n // 2):
-            chunk = list(rows[start : start + n // 2])
-            by_key.update({r.key: r for r in chunk})
+        for chunk in chunks:
             result = transform(
                 task,
                 chunk,
@@ -156,11 +163,12 @@ def rebase_pairs(
                 known_inputs=[p.input for p in pairs],
                 plans=plans,
             )
+            done += len(chunk)
             calls += result.usage.requests if result.usage else 0
             pairs += list(result.pairs)
             balanced = balance_by_label(task, pairs, per_label=per_label)
             log(
-                f"  rebase: {len(pairs)} pairs after {start + len(chunk)} rows, "
+                f"  rebase: {len(pairs)} pairs after {done} rows, "
                 f"{len(balanced)} balanced (failures {result.failure_counts})"
             )
             if len(balanced) >= n:
@@ -170,7 +178,7 @@ def rebase_pairs(
     ids = {p.id for p in chosen}
     chosen = chosen + [p for p in pairs if p.id not in ids][: n - len(chosen)]
     stats["llm_calls"] = calls
-    stats["rows_used"] = len(by_key)
+    stats["rows_used"] = done
     stats.update(pair_set_stats(task, chosen, by_key, plans))
     return chosen
 

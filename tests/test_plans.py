@@ -566,3 +566,34 @@ def test_transform_job_plans_saves_plans_and_honours_the_users_edits(settings):
     changed = Task(NLI.name, NLI.instruction + " Be brief.", NLI.examples, metric="accuracy")
     assert ws.plans(rec.id, changed) == []
     ws.close()
+
+
+def test_fixed_header_and_options_lines_of_the_examples_stay_fixed_text_in_the_template():
+    judge = Task(
+        "judge",
+        "Answer questions about causation.",
+        (
+            Example(
+                "How would a typical person answer?\nA story.\nOptions:\n- Yes\n- No",
+                "Let's think. So the answer is Yes.",
+            ),
+            Example(
+                "How would a typical person answer?\nAnother.\nOptions:\n- Yes\n- No",
+                "Let's think. So the answer is No.",
+            ),
+        ),
+        metric="accuracy",
+    )
+    rows = [
+        _row(
+            i, {"question": f"Did {i} cause it?", "answer": "Yes" if i % 2 else "No"}, out="answer"
+        )
+        for i in range(4)
+    ]
+    llm = FakeLLM([json.dumps({"input": "question", "answer_field": "answer", "fits": True})])
+    outcome = plan_dataset(judge, rows, llm)
+    assert outcome.status == "valid", outcome.reason
+    assert outcome.plan.input_template == (
+        "How would a typical person answer?\n{question}\nOptions:\n- Yes\n- No"
+    )
+    assert set(llm.history[0].json_schema["properties"]) == {"input", "answer_field", "fits"}

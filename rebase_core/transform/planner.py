@@ -166,11 +166,56 @@ class _Draft:
     fits: bool = True
 
 
-def _template(task: Task, slots: Mapping[str, str]) -> str:
-    markers = input_markers(task)
-    if not markers:
-        return "{" + slots["input"] + "}"
-    return "\n".join(f"{m} {{{slots[m]}}}" for m in markers)
+@dataclass(frozen=True, slots=True)
+class InputSkeleton:
+    """The shape every example input shares: fixed leading and trailing lines (a question
+    header, "Options:\n- Yes\n- No"), free text before the first field marker (`lead`), and the
+    field markers in between. Each of `slots` is filled from one field of a row."""
+
+    prefix: str
+    lead: bool
+    markers: tuple[str, ...]
+    suffix: str
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return (("input",) if self.lead else ()) + self.markers
+
+    def template(self, fields: Mapping[str, str]) -> str:
+        parts = [self.prefix] if self.prefix else []
+        if self.lead:
+            parts.append("{" + fields["input"] + "}")
+        parts += [f"{m} {{{fields[m]}}}" for m in self.markers]
+        if self.suffix:
+            parts.append(self.suffix)
+        return "\n".join(parts)
+
+
+def input_skeleton(task: Task) -> InputSkeleton:
+    """The examples' shared input shape (see `InputSkeleton`).
+
+    >>> from rebase_core.types import Example
+    >>> t = Task("t", "i", (Example("Q?\nStory one.\nOptions:\n- Yes\n- No", "Yes"),
+    ...                     Example("Q?\nStory two.\nOptions:\n- Yes\n- No", "No")))
+    >>> input_skeleton(t)
+    InputSkeleton(prefix='Q?', lead=True, markers=(), suffix='Options:\n- Yes\n- No')
+    """
+    lines = [e.input.strip().splitlines() for e in task.examples]
+    shortest = min(len(x) for x in lines)
+    head = 0
+    while head < shortest - 1 and all(x[head] == lines[0][head] for x in lines):
+        head += 1
+    tail = 0
+    while tail < shortest - head - 1 and all(x[-1 - tail] == lines[0][-1 - tail] for x in lines):
+        tail += 1
+    if len(lines) == 1:
+        head = tail = 0  # one example: nothing can be told fixed
+    prefix = "\n".join(lines[0][:head])
+    suffix = "\n".join(lines[0][len(lines[0]) - tail :]) if tail else ""
+    middles = ["\n".join(x[head : len(x) - tail]) for x in lines]
+    markers = tuple(m for m in input_markers(task) if all(m in mid for mid in middles))
+    lead = not markers or all(mid.split(markers[0], 1)[0].strip() for mid in middles)
+    return InputSkeleton(prefix, lead, markers, suffix)
 
 
 def _slot_key(marker: str) -> str:
@@ -190,6 +235,7 @@ class _Planner:
     ) -> None:
         self.task, self.rows, self.llm, self.config, self.cache = task, rows, llm, config, cache
         self.markers = input_markers(task)
+        self.skeleton = input_skeleton(task)
         self.labels = task_labels(task)
         self.samples = [dict(r.row) for r in rows[: config.sample_rows]]
         sample_fields = [row_fields(r, self.markers) for r in self.samples]
@@ -223,8 +269,7 @@ class _Planner:
     # -- rules
     def rule_draft(self) -> _Draft:
         draft = _Draft()
-        slot_markers = self.markers or ("input",)
-        for marker in slot_markers:
+        for marker in self.skeleton.slots:
             if marker == "input":
                 continue
             want = _words(marker.rstrip(":"))
@@ -239,13 +284,16 @@ class _Planner:
 
     # -- the LLM's choices
     def _fields_request(self, draft: _Draft, note: str, sample: int) -> Request:
-        slot_markers = self.markers or ("input",)
         properties: dict[str, object] = {}
         questions = []
-        for marker in slot_markers:
+        for marker in self.skeleton.slots:
             key = _slot_key(marker)
             properties[key] = {"type": "string", "enum": list(self.fields)}
-            what = f'the part of the input after "{marker}"' if marker != "input" else "the input"
+            what = (
+                f'the part of the input after "{marker}"'
+                if marker != "input"
+                else "the input's main text"
+            )
             questions.append(f'- "{key}": the field that holds {what}.')
         properties["answer_field"] = {"type": "string", "enum": list(self.fields)}
         questions.append(
@@ -290,7 +338,7 @@ class _Planner:
             logger.info("plan: unparseable field choice for %s", self.rows[0].dataset)
             return replace_draft(draft, fits=False)
         out = replace_draft(draft)
-        for marker in self.markers or ("input",):
+        for marker in self.skeleton.slots:
             chosen = answer.get(_slot_key(marker))
             open_choice = marker not in draft.slots or bool(note)  # a repair reopens the rules'
             if open_choice and isinstance(chosen, str) and chosen in self.fields:
@@ -358,13 +406,12 @@ class _Planner:
         return draft
 
     def build(self, draft: _Draft, author: str) -> Plan | None:
-        slot_markers = self.markers or ("input",)
-        if not draft.output or any(m not in draft.slots for m in slot_markers):
+        if not draft.output or any(m not in draft.slots for m in self.skeleton.slots):
             return None
         return Plan(
             dataset=self.rows[0].dataset,
             config=self.rows[0].config,
-            input_template=_template(self.task, draft.slots),
+            input_template=self.skeleton.template(draft.slots),
             output_field=draft.output,
             label_map=dict(draft.label_map),
             author="rule" if author == "rule" else "llm",
@@ -399,7 +446,7 @@ def plan_dataset(
             dataset, cfg, "none", None, None, "the rows have no text fields", 0, len(rows)
         )
     draft = planner.rule_draft()
-    slot_markers = planner.markers or ("input",)
+    slot_markers = planner.skeleton.slots
     author = "rule"
     if any(m not in draft.slots for m in slot_markers) or not draft.output:
         if llm is None:
