@@ -149,17 +149,37 @@ if not rows:
 
 # Cost before the run (cached calls are free).
 @st.cache_data(ttl=20, show_spinner=False, max_entries=8)
-def _estimate(_rows: list, rows_key: tuple, config_key: str, spec: str, base_url: str) -> Any:
+def _estimate(
+    _rows: list,
+    rows_key: tuple,
+    config_key: str,
+    spec: str,
+    base_url: str,
+    _plans: dict,
+    plans_key: tuple,
+) -> Any:
     """Cached for a few seconds: every curation click reruns this page."""
     return estimate_transform(
-        task, _rows, ui.get_llm(choice), config, cache=ResponseCache(settings.llm_cache_db)
+        task,
+        _rows,
+        ui.get_llm(choice),
+        config,
+        cache=ResponseCache(settings.llm_cache_db),
+        plans=_plans,
     )
 
 
 with ui.shown_errors(stop=False):
     llm = ui.get_llm(choice)
+    usable = plans_ui.usable_plans(ws, record.id, task)
     estimate = _estimate(
-        rows, tuple(row_key(r) for r in rows), repr(config), choice.spec, choice.base_url
+        rows,
+        tuple(row_key(r) for r in rows),
+        repr(config),
+        choice.spec,
+        choice.base_url,
+        usable,
+        tuple(sorted(p.version for p in usable.values())),
     )
     cost = (
         "free (local model)"

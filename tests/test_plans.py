@@ -597,3 +597,25 @@ def test_fixed_header_and_options_lines_of_the_examples_stay_fixed_text_in_the_t
         "How would a typical person answer?\n{question}\nOptions:\n- Yes\n- No"
     )
     assert set(llm.history[0].json_schema["properties"]) == {"input", "answer_field", "fits"}
+
+
+def test_the_estimate_counts_no_call_for_planned_rows_except_rationales():
+    from rebase_core.transform import estimate_transform
+
+    rows = _nli_rows(4) + [_row(9, {"text": "free text", "label": "x"}, dataset="free")]
+    plan = plan_dataset(NLI, rows[:4], FakeLLM([])).plan
+    llm = FakeLLM()
+    auto = estimate_transform(NLI, rows, llm, TransformConfig(), plans={plan.key: plan})
+    assert auto.requests == 1
+    assert (
+        estimate_transform(
+            NLI, rows, llm, TransformConfig(mode="rewrite"), plans={plan.key: plan}
+        ).requests
+        == 5
+    )
+    assert (
+        estimate_transform(
+            NLI, rows, llm, TransformConfig(mode="plan"), plans={plan.key: plan}
+        ).requests
+        == 0
+    )

@@ -25,6 +25,7 @@ from rebase_core.llm import (
     summarize_usage,
     usage_fields,
 )
+from rebase_core.task import is_chain_of_thought
 from rebase_core.transform.checks import (
     format_problem,
     grounding,
@@ -411,10 +412,20 @@ def estimate_transform(
     config: TransformConfig,
     *,
     cache: ResponseCache | None = None,
+    plans: Mapping[tuple[str, str], Plan] | None = None,
 ) -> RunEstimate:
     """Calls, tokens and cost of `transform` over these rows before it runs (the same requests,
-    so calls already in the response cache count as free; retries and the filter not included)."""
-    return estimate_run(llm, _requests(task, rows, config), cache=cache)
+    so calls already in the response cache count as free; retries and the filter not included).
+    Rows a plan makes cost nothing (a reasoning task's rationale is counted as one rewrite-sized
+    call); in "plan" mode the other rows are not asked either."""
+    plans = {} if config.mode == "rewrite" else dict(plans or {})
+    asked = [
+        r
+        for r in rows
+        if (r.key[:2] in plans and is_chain_of_thought(task.examples))
+        or (r.key[:2] not in plans and config.mode != "plan")
+    ]
+    return estimate_run(llm, _requests(task, asked, config), cache=cache)
 
 
 def regenerate(
