@@ -34,6 +34,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -66,7 +67,6 @@ from rebase_core.task import final_answer, load_task
 from rebase_core.transform import (
     Plan,
     TransformConfig,
-    apply_plan,
     balance_by_label,
     is_classification,
     label_of,
@@ -75,7 +75,8 @@ from rebase_core.transform import (
     task_labels,
     transform,
 )
-from rebase_core.transform.checks import grounding
+from rebase_core.transform.checks import grounding, input_markers
+from rebase_core.transform.plan import answer_text, label_value, row_fields
 from rebase_core.types import Pair, ScoredRow, Task
 
 OUT = ROOT / "bench" / "out" / "distill"  # trained models (large, not committed)
@@ -190,7 +191,7 @@ def pair_set_stats(
     plans: dict[tuple[str, str], Plan],
 ) -> dict[str, object]:
     """How a ReBase set was made: by which method, how grounded in its rows, and how often its
-    label agrees with the row's own (the plan's label map applied where the dataset has one)."""
+    label agrees with the row's own, where the row's answer cell names a task label."""
     methods = Counter(p.method or "rewrite" for p in pairs)
     shares = []
     agree = judged = 0
@@ -206,12 +207,12 @@ def pair_set_stats(
             shares.append(share)
         if not labels:
             continue
+        # The row's own label where it literally names a task label (not through the plan's
+        # label map, so a wrong map shows up here).
         plan = plans.get(row.key[:2])
-        if plan is not None:
-            source = apply_plan(plan, task, row.row).output
-        else:
-            value = label_of(row.row.get(row.output_column, ""))
-            source = labels.get(value, "")
+        column = plan.output_field if plan is not None else row.output_column
+        raw = row_fields(row.row, input_markers(task)).get(column, "")
+        source = labels.get(label_value(answer_text(raw)), "")
         if source:
             judged += 1
             agree += label_of(pair.output) == label_of(source)
@@ -334,6 +335,11 @@ def main() -> None:
         help="how ReBase turns rows into pairs (auto: plans where valid, rewrite elsewhere)",
     )
     parser.add_argument(
+        "--no-refs",
+        action="store_true",
+        help="skip the references (untrained student, teacher): for a second run in parallel",
+    )
+    parser.add_argument(
         "--only-sets",
         action="store_true",
         help="build (or load) the pair sets and stop: no training, no evaluation",
@@ -366,6 +372,7 @@ def main() -> None:
             f"{name}: {args.pairs} pairs per method, {args.test} test rows ({heldout[name].metric})"
         )
         sets: dict[str, list[Pair]] = {}
+        set_names: dict[str, str] = {}
         for method in ("rebase", "direct", "self-guide"):
             stem = (
                 method
@@ -398,6 +405,7 @@ def main() -> None:
                     json.dumps(stats, indent=2, ensure_ascii=False)
                 )
             sets[method] = pairs
+            set_names[method] = stem
             stats_path = folder / f"stats-{stem}-{args.pairs}.json"
             if stats_path.exists():
                 shown = {
@@ -407,10 +415,14 @@ def main() -> None:
         if args.only_sets:
             continue
         # label -> (model, few-shot?, report file stem)
-        models: dict[str, tuple[str, bool | None, str]] = {
-            "untrained zero-shot": ("smollm2-135m-instruct", False, "untrained_zero-shot"),
-            "untrained few-shot": ("smollm2-135m-instruct", True, "untrained_few-shot"),
-        }
+        models: dict[str, tuple[str, bool | None, str]] = (
+            {}
+            if args.no_refs
+            else {
+                "untrained zero-shot": ("smollm2-135m-instruct", False, "untrained_zero-shot"),
+                "untrained few-shot": ("smollm2-135m-instruct", True, "untrained_few-shot"),
+            }
+        )
         for method, pairs in sets.items():
             if method not in args.methods:
                 continue
@@ -422,14 +434,17 @@ def main() -> None:
                     only = loss == "completion-only"
                     # Run folders and labels of the paper's one epoch keep their earlier names.
                     ep = "" if epochs == 1 else f"-e{epochs:g}"
-                    run_dir = models_dir / f"run-{method}-{len(pairs)}{'-col' if only else ''}{ep}"
+                    set_name = set_names[method]  # "rebase-plan" for a plan-only ReBase set
+                    run_dir = (
+                        models_dir / f"run-{set_name}-{len(pairs)}{'-col' if only else ''}{ep}"
+                    )
                     config = TrainConfig(max_seq_len=384, completion_only_loss=only, epochs=epochs)
                     label = f"{method} {loss}{ep.replace('-e', ' ep')}"
                     with timed(times, f"train {label}"):
                         finetune(task, pairs, run_dir, config, settings=settings)
-                    stem = f"{method}-{len(pairs)}-{loss}{ep}"
+                    stem = f"{set_name}-{len(pairs)}-{loss}{ep}"
                     models[f"{label} ({len(pairs)} pairs)"] = (str(run_dir), None, stem)
-        if args.teacher_rows:
+        if args.teacher_rows and not args.no_refs:
             models["teacher few-shot"] = ("teacher", True, "teacher_few-shot")
         for label, (model, shots, stem) in models.items():
             report_path = folder / f"eval-{stem}.json"
@@ -496,7 +511,7 @@ def paired_gaps(tasks: list[str]) -> None:
         for key, ours in reports.items():
             if not key.startswith("rebase-"):
                 continue
-            setting = key.removeprefix("rebase-")
+            setting = re.sub(r"^rebase-(?:plan-|rewrite-)?", "", key)
             for other in ("direct", "self-guide", "untrained_few-shot", "teacher_few-shot"):
                 theirs = reports.get(other if "_" in other else f"{other}-{setting}")
                 if theirs is None:

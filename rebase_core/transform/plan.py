@@ -47,12 +47,22 @@ def normalise_value(value: str) -> str:
 
 def label_value(value: str) -> str:
     """The label a source cell states: the normalised cell, or — for a long cell that opens with
-    a short answer and explains it ("Yes. Frost is common in December …") — that answer."""
+    a short answer and explains it ("Yes. Frost is common in December …") — that answer; a
+    named answer ("Answer: entailment") is its value.
+
+    >>> [label_value(v) for v in ("Entailment.", "answer: entailment", "Yes. It is." + " x" * 20)]
+    ['entailment', 'entailment', 'yes']
+    """
     text = value.strip()
     if len(text) > 40:
         head = re.split(r"[.;:!?\n]", text, maxsplit=1)[0]
         if head and len(head.split()) <= 3:
             text = head
+    named = re.fullmatch(
+        r"(?is)(?:the\s+)?(?:answer|label|verdict)\s*(?:is)?\s*[:=-]?\s*(.+)", text
+    )
+    if named and len(named.group(1).split()) <= 3:
+        text = named.group(1)  # "Answer: entailment", "label = yes"
     return normalise_value(text)
 
 
