@@ -619,3 +619,27 @@ def test_the_estimate_counts_no_call_for_planned_rows_except_rationales():
         ).requests
         == 0
     )
+
+
+def test_rules_plan_a_one_text_label_task_from_the_best_matching_cells_when_labels_match():
+    sports = Task(
+        "sports",
+        "Is the sentence plausible?",
+        (
+            Example("Joao Moutinho caught the screen pass.", "no"),
+            Example("Jamal Murray was perfect from the line.", "yes"),
+        ),
+        metric="accuracy",
+    )
+    rows = [
+        _row(i, {"text": f"Claim {i} about a game.", "label": ["yes", "no"][i % 2]})
+        for i in range(4)
+    ]
+    outcome = plan_dataset(sports, rows, None)  # rules only
+    assert outcome.status == "valid" and outcome.plan.input_template == "{text}"
+    other = [_row(i, {"text": f"Claim {i}.", "label": ["red", "blue"][i % 2]}) for i in range(4)]
+    assert plan_dataset(sports, other, None).status == "none"  # other labels: not the rules' call
+    assert (
+        plan_dataset(QA, [_row(i, {"text": "t", "label": "a"}) for i in range(3)], None).status
+        == "none"
+    )  # an open task needs the LLM's word

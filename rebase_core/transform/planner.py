@@ -280,6 +280,25 @@ class _Planner:
         by_score = Counter(r.output_column for r in self.rows if r.output_column in self.fields)
         if by_score:
             draft.output = by_score.most_common(1)[0][0]
+        # A label task whose input is one free text, from a dataset whose labels the rules map
+        # in full (the same labels, or their negations): the retrieval's best-matching input
+        # cell. Anything less (other labels, an open task) asks the LLM whether it fits at all.
+        values = (
+            observed_values((dict(r.row) for r in self.rows), draft.output, self.task)
+            if self.labels and draft.output
+            else Counter()
+        )
+        settled = bool(values) and set(rule_label_map(self.task, list(values))) >= set(values) - {
+            ""
+        }
+        if settled and self.skeleton.slots == ("input",):
+            inputs = Counter(
+                r.input_column
+                for r in self.rows
+                if r.input_column in self.fields and r.input_column != draft.output
+            )
+            if inputs:
+                draft.slots["input"] = inputs.most_common(1)[0][0]
         return draft
 
     # -- the LLM's choices
