@@ -643,3 +643,19 @@ def test_rules_plan_a_one_text_label_task_from_the_best_matching_cells_when_labe
         plan_dataset(QA, [_row(i, {"text": "t", "label": "a"}) for i in range(3)], None).status
         == "none"
     )  # an open task needs the LLM's word
+
+
+def test_with_an_llm_a_guessed_input_field_still_asks_whether_the_dataset_fits():
+    sports = Task(
+        "sports",
+        "Is the sentence plausible?",
+        (
+            Example("Joao Moutinho caught the screen pass.", "no"),
+            Example("Jamal Murray was perfect from the line.", "yes"),
+        ),
+        metric="accuracy",
+    )
+    rows = [_row(i, {"text": f"String {i}", "label": ["yes", "no"][i % 2]}) for i in range(4)]
+    llm = FakeLLM([json.dumps({"input": "text", "answer_field": "label", "fits": False})])
+    outcome = plan_dataset(sports, rows, llm)
+    assert outcome.status == "none" and len(llm.history) == 1

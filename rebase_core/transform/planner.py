@@ -164,6 +164,7 @@ class _Draft:
     output: str = ""
     label_map: dict[str, str] = field(default_factory=dict)
     fits: bool = True
+    weak: bool = False  # the rules guessed a field from retrieval scores, not from its name
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +300,7 @@ class _Planner:
             )
             if inputs:
                 draft.slots["input"] = inputs.most_common(1)[0][0]
+                draft.weak = True  # an LLM, when there is one, still says whether it fits
         return draft
 
     # -- the LLM's choices
@@ -438,7 +440,7 @@ class _Planner:
 
 
 def replace_draft(draft: _Draft, **changes: object) -> _Draft:
-    out = _Draft(dict(draft.slots), draft.output, dict(draft.label_map), draft.fits)
+    out = _Draft(dict(draft.slots), draft.output, dict(draft.label_map), draft.fits, draft.weak)
     for name, value in changes.items():
         setattr(out, name, value)
     return out
@@ -467,11 +469,14 @@ def plan_dataset(
     draft = planner.rule_draft()
     slot_markers = planner.skeleton.slots
     author = "rule"
-    if any(m not in draft.slots for m in slot_markers) or not draft.output:
-        if llm is None:
-            unplaced = [m for m in slot_markers if m not in draft.slots] or ["the answer"]
-            reason = f"no field is named like {', '.join(map(repr, unplaced))} (rules only)"
-            return PlanOutcome(dataset, cfg, "none", None, None, reason, 0, len(rows))
+    unsettled = any(m not in draft.slots for m in slot_markers) or not draft.output
+    if unsettled and llm is None:
+        unplaced = [m for m in slot_markers if m not in draft.slots] or ["the answer"]
+        reason = f"no field is named like {', '.join(map(repr, unplaced))} (rules only)"
+        return PlanOutcome(dataset, cfg, "none", None, None, reason, 0, len(rows))
+    if unsettled or (draft.weak and llm is not None):
+        # The LLM picks what the rules left open (and says whether the dataset fits at all);
+        # with rules only, a weak guess stands: the labels matched in full.
         draft = planner.ask_fields(draft)
         author = "llm"
     outcome = _finish(planner, draft, author)
