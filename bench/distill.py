@@ -499,13 +499,22 @@ def main() -> None:
     paired_gaps(args.tasks)
 
 
+def committed_report(path: Path) -> dict:
+    """A report read back from the committed results: its per-example file is the one beside it
+    (the path inside names the machine it ran on)."""
+    data = json.loads(path.read_text())
+    if path.with_suffix(".jsonl").exists():
+        data["per_example"] = str(path.with_suffix(".jsonl"))
+    return data
+
+
 def paired_gaps(tasks: list[str]) -> None:
     """Each ReBase student against the others trained with the same loss and epochs, and against
     the untrained few-shot student: mean per-row gap with a 95% paired bootstrap interval."""
     print("\nReBase minus the others, on the same test rows (paired bootstrap):")
     for name in tasks:
         reports = {
-            path.stem.removeprefix("eval-"): report_from_json(json.loads(path.read_text()))
+            path.stem.removeprefix("eval-"): report_from_json(committed_report(path))
             for path in sorted((DATA / name).glob("eval-*.json"))
         }
         for key, ours in reports.items():
