@@ -266,7 +266,7 @@ def _plan_form(
     st.caption("Fields of the rows: " + ", ".join(f"`{{{f}}}`" for f in fields))
     out_index = fields.index(plan.output_field) if plan and plan.output_field in fields else 0
     output_field = st.selectbox(
-        "Output field (the one that holds the answer)",
+        "Answer field (the one each pair's answer comes from)",
         fields,
         index=out_index,
         key=f"pl_out:{suffix}",

@@ -602,7 +602,7 @@ def test_fixed_header_and_options_lines_of_the_examples_stay_fixed_text_in_the_t
 def test_the_estimate_counts_no_call_for_planned_rows_except_rationales():
     from rebase_core.transform import estimate_transform
 
-    rows = _nli_rows(4) + [_row(9, {"text": "free text", "label": "x"}, dataset="free")]
+    rows = [*_nli_rows(4), _row(9, {"text": "free text", "label": "x"}, dataset="free")]
     plan = plan_dataset(NLI, rows[:4], FakeLLM([])).plan
     llm = FakeLLM()
     auto = estimate_transform(NLI, rows, llm, TransformConfig(), plans={plan.key: plan})
