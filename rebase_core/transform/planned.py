@@ -166,18 +166,18 @@ def planned_pairs(
             else:
                 outputs[key] = text
                 problems.pop(key, None)
-    version = f"{RATIONALE_VERSION}"
     for key, (row, plan, planned) in todo.items():
+        made_with = f"{plan.version}+{RATIONALE_VERSION}"  # the plan and the rationale prompt
         if key in outputs:
             batch.pairs.append(
                 Pair(
-                    id=task_hash(key, f"{plan.version}+{version}", llm.spec),
+                    id=task_hash(key, made_with, llm.spec),
                     input=planned.input,
                     output=outputs[key],
                     origin="rebase",
                     source=_source(row, plan),
                     llm=llm.spec,
-                    prompt_version=f"{plan.version}+{version}",
+                    prompt_version=made_with,
                     created_at=now,
                     extra={"key": key},
                     method="rationale",

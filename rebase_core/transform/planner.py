@@ -166,6 +166,9 @@ class _Draft:
     fits: bool = True
     weak: bool = False  # the rules guessed a field from retrieval scores, not from its name
 
+    def copy(self) -> _Draft:
+        return _Draft(dict(self.slots), self.output, dict(self.label_map), self.fits, self.weak)
+
 
 @dataclass(frozen=True, slots=True)
 class InputSkeleton:
@@ -357,8 +360,10 @@ class _Planner:
             answer = None
         if not isinstance(answer, Mapping):
             logger.info("plan: unparseable field choice for %s", self.rows[0].dataset)
-            return replace_draft(draft, fits=False)
-        out = replace_draft(draft)
+            out = draft.copy()
+            out.fits = False
+            return out
+        out = draft.copy()
         for marker in self.skeleton.slots:
             chosen = answer.get(_slot_key(marker))
             open_choice = marker not in draft.slots or bool(note)  # a repair reopens the rules'
@@ -437,13 +442,6 @@ class _Planner:
             label_map=dict(draft.label_map),
             author="rule" if author == "rule" else "llm",
         )
-
-
-def replace_draft(draft: _Draft, **changes: object) -> _Draft:
-    out = _Draft(dict(draft.slots), draft.output, dict(draft.label_map), draft.fits, draft.weak)
-    for name, value in changes.items():
-        setattr(out, name, value)
-    return out
 
 
 def plan_dataset(
