@@ -30,6 +30,7 @@ from rebase_core.transform.checks import (
     normalise_text,
     quality_warnings,
 )
+from rebase_core.transform.jobs import run_plan_job, run_transform_job
 from rebase_core.transform.parse import first_json_object, parse_pair, strip_wrapping_quotes
 from rebase_core.transform.plan import (
     DROP,
@@ -72,8 +73,6 @@ from rebase_core.transform.run import (
     estimate_transform,
     pair_id,
     regenerate,
-    run_plan_job,
-    run_transform_job,
     transform,
 )
 
