@@ -225,7 +225,7 @@ def pair_set_stats(
         "grounding_judged": len(shares),
         "label_agreement": agree / judged if judged else None,
         "label_judged": judged,
-        "labels": dict(Counter(label_of(p.output) for p in pairs).most_common()),
+        "labels": dict(Counter(label_of(p.output) for p in pairs).most_common()) if labels else {},
     }
 
 

@@ -225,6 +225,17 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
     assert not check_plan(good, NLI, []).ok
 
 
+def test_a_span_task_rejects_answers_that_are_not_in_the_input():
+    rows = [
+        {"passage": f"Bob is {i}.", "query": "Age?", "kind": "number", "answer": str(i)}
+        for i in range(4)
+    ]
+    wrong = Plan("ds", "default", "Context: {passage}\nQuestion: {query}", "kind")
+    assert any("copied from its input" in p for p in check_plan(wrong, QA, rows).problems)
+    right = Plan("ds", "default", "Context: {passage}\nQuestion: {query}", "answer")
+    assert check_plan(right, QA, rows).ok
+
+
 def test_applying_a_plan_is_fast():
     plan = Plan(
         "ds",

@@ -419,6 +419,17 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
             warnings.append(
                 f"on the sample rows the plan gives no {', '.join(map(repr, absent))} pair"
             )
+    spans = not labels and all(
+        e.output.strip() and e.output.strip().lower() in e.input.lower() for e in task.examples
+    )
+    if spans and kept and not problems:
+        inside = sum(s.output.strip().lower() in s.input.lower() for s in kept)
+        if inside * 2 < len(kept):
+            problems.append(
+                f"every example's answer is copied from its input, but only {inside} of "
+                f"{len(kept)} planned answers occur in their planned input: {plan.output_field!r} "
+                "does not hold answers of this kind"
+            )
     longest = max(len(e.input) for e in task.examples)
     if kept and sorted(len(s.input) for s in kept)[len(kept) // 2] > 4 * longest + 500:
         warnings.append("the planned inputs are much longer than the examples' inputs")
