@@ -47,11 +47,7 @@ def plan_job_key(task_id: int, retrieval_run: int) -> str:
 
 def usable_plans(ws: Any, task_id: int, task: Any) -> dict[tuple[str, str], Plan]:
     """The saved plans a transform applies: valid, and the user's choice for them is "plan"."""
-    return {
-        r.key: r.plan
-        for r in ws.plans(task_id, task)
-        if r.chosen == "plan" and r.status == "valid" and r.plan is not None
-    }
+    return ws.applied_plans(task_id, task)
 
 
 def render(

@@ -167,6 +167,11 @@ class PlanRecord:
         """What the rows get: the user's choice, else the plan when valid, else a rewrite."""
         return self.use or ("plan" if self.status == "valid" else "rewrite")
 
+    @property
+    def applied(self) -> Plan | None:
+        """The plan a transform applies to these rows: valid, and chosen (else None)."""
+        return self.plan if self.chosen == "plan" and self.status == "valid" else None
+
 
 def task_hash(task: Task) -> str:
     """A fingerprint of what a task asks (plans made for another version do not apply)."""
@@ -853,6 +858,10 @@ class Workspace:
             )
             if not cur.rowcount:
                 raise InputError(f"No plan is saved for {dataset}/{config}; plan it first.")
+
+    def applied_plans(self, task_id: int, task: Task) -> dict[tuple[str, str], Plan]:
+        """The saved plans a transform of this task version applies, by (dataset, config)."""
+        return {r.key: r.applied for r in self.plans(task_id, task) if r.applied is not None}
 
     def plans(self, task_id: int, task: Task) -> list[PlanRecord]:
         """The saved plans of this task version, most rows first."""

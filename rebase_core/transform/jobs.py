@@ -177,11 +177,5 @@ def plan_for_job(
             outcome = plan_dataset(task, group, llm, cache=cache)
         ws.save_plan(task_id, task, outcome)
     ctx.progress(Progress(len(groups), len(groups), f"planned {len(groups)} dataset(s)"))
-    records = ws.plans(task_id, task)
-    plans = {
-        r.key: r.plan
-        for r in records
-        if r.chosen == "plan" and r.status == "valid" and r.plan is not None
-    }
-    skipped = {r.key for r in records if r.chosen == "skip"}
-    return plans, skipped
+    skipped = {r.key for r in ws.plans(task_id, task) if r.chosen == "skip"}
+    return ws.applied_plans(task_id, task), skipped
