@@ -17,12 +17,13 @@ from typing import Any
 import streamlit as st
 
 import ui
-from rebase_core import jobs
+from rebase_core import runs
 from rebase_core.errors import InputError
 from rebase_core.transform import (
     DROP,
     PLAN_USES,
     Plan,
+    PlanRun,
     check_given,
     group_rows,
     input_markers,
@@ -39,15 +40,6 @@ USE_NAMES = {
 }
 STATUS_SHOWN = {"valid": ":green[valid]", "invalid": ":orange[invalid]", "none": ":gray[none]"}
 SHOWN_CHARS = 600  # of a source cell beside the planned pair
-
-
-def plan_job_key(task_id: int, retrieval_run: int) -> str:
-    return f"plan:{task_id}:{retrieval_run}"
-
-
-def usable_plans(ws: Any, task_id: int, task: Any) -> dict[tuple[str, str], Plan]:
-    """The saved plans a transform applies: valid, and the user's choice for them is "plan"."""
-    return ws.applied_plans(task_id, task)
 
 
 def render(
@@ -75,7 +67,8 @@ def render(
             "In **auto** mode a transform plans the datasets first; plan them here to look at "
             "the plans, fix them and choose per dataset what its rows get."
         )
-        key = plan_job_key(record.id, int(retrieval_run))
+        llm_ref = runs.LLMRef(choice.spec, choice.base_url or None)
+        spec = PlanRun(record.id, int(retrieval_run), llm_ref, int(limit))
         b1, b2 = st.columns([2, 3], vertical_alignment="center")
         replan = b2.toggle(
             "Re-plan",
@@ -91,21 +84,9 @@ def render(
             "(in the background; saved plans are reused).",
         ):
             with ui.shown_errors(stop=False):
-                jobs.start_job(
-                    settings,
-                    "plan",
-                    {
-                        "retrieval_run": int(retrieval_run),
-                        "task_id": record.id,
-                        "llm": choice.spec,
-                        "base_url": choice.base_url or None,
-                        "limit": int(limit),
-                        "replan": bool(replan),
-                    },
-                    key=key,
-                )
+                runs.start_run(settings, replace(spec, replan=bool(replan)))
                 st.rerun()
-        _plan_monitor(settings, key)
+        _plan_monitor(settings, spec)
         if not records:
             st.info(
                 "No plans yet for these rows' datasets: press **Plan datasets**, or just "
@@ -117,8 +98,8 @@ def render(
 
 
 @st.fragment(run_every="2s")
-def _plan_monitor(settings: Any, key: str) -> None:
-    job = next(iter(jobs.list_jobs(settings, key=key)), None)
+def _plan_monitor(settings: Any, spec: PlanRun) -> None:
+    job = runs.latest_job(settings, spec)
     if job is None:
         return
     ui.job_panel(job, label="Planning datasets")

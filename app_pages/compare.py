@@ -21,7 +21,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from rebase_core import jobs
+from rebase_core import runs
 from rebase_core.diversity import (
     DiversityMetrics,
     embed_texts,
@@ -36,10 +36,12 @@ from rebase_core.diversity import (
 from rebase_core.synthesize import (
     DEFAULT_STUDENT,
     METHODS,
+    BaselineRun,
     estimate_synthesis,
     make_config,
 )
 from rebase_core.types import Pair
+from rebase_core.workspace import PairRun
 
 BASELINES = ("direct", "self-guide")
 PAIR_ORIGINS = ("rebase", *BASELINES, "manual")
@@ -62,7 +64,6 @@ st.title("Compare")
 record = ui.need_task()
 ws = ui.get_workspace()
 task = record.task
-job_key = f"synthesize:{record.id}"
 st.caption(
     f"Task **{task.name}**: are the ReBase pairs more varied than pairs an LLM writes from the "
     "instruction alone (*direct*, prompt2model) or that the student writes itself "
@@ -119,34 +120,35 @@ def zip_export(frame: pd.DataFrame, figures: Mapping[str, Any]) -> bytes:
 
 # ----------------------------------------------------------------------------- baseline runs
 
-runs = {kind: ws.pair_runs(record.id, kind) for kind in BASELINES}
-run_counts = {r.id: ws.status_counts(run_id=r.id) for rs in runs.values() for r in rs}
-latest_job = next(iter(jobs.list_jobs(settings, key=job_key)), None)
+baseline_runs = {kind: ws.pair_runs(record.id, kind) for kind in BASELINES}
+run_counts = {r.id: ws.status_counts(run_id=r.id) for rs in baseline_runs.values() for r in rs}
+newest = max((r for rs in baseline_runs.values() for r in rs), key=lambda r: r.id, default=None)
+latest_job = runs.pair_run_job(settings, newest) if newest is not None else None
 
 
 @st.fragment(run_every="2s")
-def job_monitor() -> None:
+def job_monitor(run: PairRun) -> None:
     """Live progress of the baseline job; reruns the page when it finishes."""
-    job = next(iter(jobs.list_jobs(settings, key=job_key)), None)
+    job = runs.pair_run_job(settings, run)
     if job is None:
         return
-    ui.job_panel(job, label=f"Baseline run ({job.params.get('method', '?')})")
+    ui.job_panel(job, label=f"Baseline run ({run.kind})")
     if not job.is_active:
         st.rerun()
 
 
-if latest_job is not None and latest_job.is_active:
-    job_monitor()
-elif latest_job is not None:
-    ui.job_panel(latest_job, label=f"Last baseline run ({latest_job.params.get('method', '?')})")
+if newest is not None and latest_job is not None and latest_job.is_active:
+    job_monitor(newest)
+elif newest is not None and latest_job is not None:
+    ui.job_panel(latest_job, label=f"Last baseline run ({newest.kind})")
     if latest_job.state in ("failed", "cancelled") and st.button(
         "Resume it", key="cmp_resume", icon=":material/replay:"
     ):
         with ui.shown_errors():
-            jobs.start_job(settings, "synthesize", latest_job.params, key=job_key)
+            runs.resume_pair_run(settings, ws, newest)
         st.rerun()
 
-no_baseline = not any(runs.values())
+no_baseline = not any(baseline_runs.values())
 with st.expander("Launch a baseline run", expanded=no_baseline, icon=":material/rocket_launch:"):
     if no_baseline:
         st.info(
@@ -174,7 +176,7 @@ with st.expander("Launch a baseline run", expanded=no_baseline, icon=":material/
             "Seed",
             0,
             1_000_000,
-            len(runs[method]),
+            len(baseline_runs[method]),
             help="Another seed gives other pairs; the same seed reruns from the cache for free.",
         )
     )
@@ -227,19 +229,11 @@ with st.expander("Launch a baseline run", expanded=no_baseline, icon=":material/
         icon=":material/play_arrow:",
         help="One baseline run at a time per task." if busy else None,
     ):
-        params = {
-            "task_id": record.id,
-            "method": method,
-            "n": n,
-            "llm": spec,
-            "base_url": base_url or None,
-            "config": dict(values),
-        }
         with ui.shown_errors():
-            run_id = ws.create_pair_run(record.id, method, llm=spec, params=params)
-            params["pair_run"] = run_id
-            job = jobs.start_job(settings, "synthesize", params, key=job_key)
-            ws.set_pair_run_job(run_id, job.id)
+            baseline = BaselineRun(
+                record.id, method, n, runs.LLMRef(spec, base_url or None), config
+            )
+            run_id = runs.start_pair_run(settings, ws, baseline).id
         st.session_state.pop(f"cmp_run_{method}", None)  # compare the new run from now on
         st.session_state["cmp_toast"] = f"Started run #{run_id}: {n} {method} pairs with {spec}."
         st.rerun()
@@ -259,11 +253,11 @@ if not rebase_pairs:
     )
 
 chosen_runs: dict[str, int] = {}
-if any(runs.values()):
+if any(baseline_runs.values()):
     cols = st.columns(len(BASELINES))
     for col, kind in zip(cols, BASELINES, strict=True):
-        if runs[kind]:
-            options = {r.id: run_label(r, run_counts[r.id]) for r in runs[kind]}
+        if baseline_runs[kind]:
+            options = {r.id: run_label(r, run_counts[r.id]) for r in baseline_runs[kind]}
             chosen_runs[kind] = col.selectbox(
                 f"{kind} run", list(options), format_func=options.get, key=f"cmp_run_{kind}"
             )
@@ -279,11 +273,7 @@ if manual:
 pairs_by_id = {p.id: p for ps in pairs_by_origin.values() for p in ps}
 
 retrieval_runs = ws.retrieval_runs(record.id)
-retrieved = (
-    [r for _, r, _ in ws.retrieved_rows(retrieval_runs[0].id, selected_only=True)]
-    if retrieval_runs
-    else []
-)
+retrieved = ws.kept_rows(retrieval_runs[0].id) if retrieval_runs else []
 
 if not any(pairs_by_origin.values()) and not retrieved:
     st.stop()
@@ -343,7 +333,7 @@ st.caption(
 )
 with st.expander("Why pairs were dropped", icon=":material/filter_alt:"):
     for kind, run_id in chosen_runs.items():
-        counts = Counter(f.reason for _, f in ws.failures(run_id))
+        counts = Counter(f.failure.reason for f in ws.failures(run_id))
         text = ", ".join(f"{k} {v}" for k, v in counts.most_common()) or "none"
         st.markdown(f"**{kind}** run #{run_id}: {text}")
     if not chosen_runs:

@@ -6,7 +6,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rebase_core import jobs
+from rebase_core import jobs, runs
 from rebase_core.settings import PROJECT_ROOT, Settings
 from rebase_core.types import Example, Pair, ScoredRow, Task
 from rebase_core.workspace import Workspace
@@ -115,19 +115,25 @@ def test_launching_a_direct_run_creates_pairs(home):
     next(w for w in at.number_input if w.label == "Pairs to make").set_value(3).run()
     at.button(key="cmp_launch").click().run()
     assert not at.exception, at.exception
-    runs = ws.pair_runs(rec.id, "direct")
-    assert len(runs) == 2 and runs[0].params["n"] == 3 and runs[0].job_id
-    job = next(iter(jobs.list_jobs(Settings(home=home[0]), key=f"synthesize:{rec.id}")))
+    made_runs = ws.pair_runs(rec.id, "direct")
+    assert len(made_runs) == 2 and made_runs[0].params["n"] == 3 and made_runs[0].job_id
+    job = runs.pair_run_job(Settings(home=home[0]), made_runs[0])
+    assert job is not None and job.key == f"synthesize:{made_runs[0].id}"
     deadline = time.time() + 60
     while jobs.job_status(job.folder).is_active and time.time() < deadline:
         time.sleep(0.2)
     status = jobs.job_status(job.folder)
     assert status.state == "done", status.error
-    made = ws.pairs(run_id=runs[0].id)
+    made = ws.pairs(run_id=made_runs[0].id)
     assert len(made) == 3 and {p.origin for p in made} == {"direct"}
     at.run()
     assert not at.exception
     assert at.dataframe[0].value.loc["direct", "pairs"] == 3  # the newest run
+    # The Transform page shows the same run's job (it looked under another key before).
+    at.switch_page("app_pages/transform.py").run()
+    at.selectbox(key="tf_pair_run").set_value(made_runs[0].id).run()
+    assert not at.exception, at.exception
+    assert any("Generating: done" in s.value for s in at.success)
 
 
 def test_a_lasso_selection_maps_back_to_the_points():

@@ -103,7 +103,7 @@ def test_retrieve_page_runs_filters_and_selects(home):
     runs = ws.retrieval_runs(rec.id)
     assert len(runs) == 1 and runs[0].n_rows == 10
     rows = ws.retrieved_rows(runs[0].id)
-    assert "cat" in rows[0][1].row["text"].lower()
+    assert "cat" in rows[0].row.row["text"].lower()
     # Bulk-drop everything shown under a keyword filter, through the confirmation dialog.
     at.text_input(key="rv_q").input("bank").run()
     next(b for b in at.button if b.label.startswith("Drop all 1")).click().run()

@@ -64,7 +64,7 @@ def _ws(home):
 
 
 def _rows(ws, dataset):
-    return [r for _, r, _ in ws.retrieved_rows(1, selected_only=True) if r.dataset == dataset]
+    return [r for r in ws.kept_rows(1) if r.dataset == dataset]
 
 
 PLAN = Plan(
@@ -216,5 +216,5 @@ def test_the_mode_reaches_the_transform_job(home):
     assert job.result["planned"] == 0
     assert _ws(home).plans(1, TASK) == []  # rewrite mode plans nothing
     # (The fake's rewrites lack the task's "Premise:" marker, so they fail as "format".)
-    reasons = {f.reason for _, f in _ws(home).failures(1)}
+    reasons = {f.failure.reason for f in _ws(home).failures(1)}
     assert reasons == {"format"}  # every row went to the LLM's rewrite

@@ -420,7 +420,7 @@ def test_synthesize_job_killed_and_resumed(settings):
     assert status.result["paid_calls"] == len(ResponseCache(settings.llm_cache_db)) - cached_before
     assert status.result["total_pairs"] == 24
     # Failures (duplicates from identical prompts, if any) are kept with their reason.
-    assert all(f.reason in ("duplicate",) for _, f in ws.failures(run_id))
+    assert all(f.failure.reason in ("duplicate",) for f in ws.failures(run_id))
 
 
 # --- CLI ------------------------------------------------------------------------------------

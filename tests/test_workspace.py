@@ -40,7 +40,7 @@ def test_task_versions_and_history(ws):
     assert second.version == 2
     assert ws.get_task("nli").task == edited
     assert ws.get_task("nli", version=1).task == TASK
-    assert [v for v, *_ in ws.task_history(first.id)] == [2, 1]
+    assert [v.version for v in ws.task_history(first.id)] == [2, 1]
     with pytest.raises(InputError):
         ws.get_task("missing")
 
@@ -72,7 +72,8 @@ def test_adding_the_same_pairs_twice_adds_nothing_and_resume_keys(ws):
     assert ws.add_pairs(run, rec.id, _pairs(4)) == 1
     assert ws.done_keys(run) == {"k0", "k1", "k2", "k3"}
     ws.add_failure(run, "k9", Failure("parse", "not JSON", PairSource("ds", "default", "9")))
-    ((key, failure),) = ws.failures(run)
+    (failed,) = ws.failures(run)
+    key, failure = failed.key, failed.failure
     assert key == "k9" and failure.reason == "parse" and failure.source.row_id == "9"
 
 
@@ -82,10 +83,13 @@ def test_bulk_action_history_and_undo(ws):
     ws.add_pairs(run, rec.id, _pairs(4))
     ws.edit_pair("p0", input="better input")
     ws.set_status(["p1", "p2", "p3"], "rejected")
-    assert ws.last_action(rec.id)[1:] == ("rejected", 3)
-    assert ws.undo(rec.id) == ("rejected", 3)
+    last = ws.last_action(rec.id)
+    assert last is not None and (last.action, last.pairs) == ("rejected", 3)
+    undone = ws.undo(rec.id)
+    assert undone is not None and (undone.action, undone.pairs) == ("rejected", 3)
     assert {p.status for p in ws.pairs(run_id=run)} == {"edited", "pending"}
-    assert ws.undo(rec.id) == ("edit", 1)
+    undone = ws.undo(rec.id)
+    assert undone is not None and (undone.action, undone.pairs) == ("edit", 1)
     p0 = ws.get_pair("p0")
     assert (p0.input, p0.status) == ("in 0", "pending")
     assert ws.undo(rec.id) is None
@@ -117,9 +121,11 @@ def test_retrieval_runs_and_selection(ws):
     assert ws.set_selected(run, [1, 3], False) == 2
     assert ws.set_selected(run, [1], False) == 0
     kept = ws.retrieved_rows(run, selected_only=True)
-    assert [rank for rank, *_ in kept] == [0, 2, 4]
+    assert [r.rank for r in kept] == [0, 2, 4]
     assert ws.retrieval_runs(rec.id)[0].n_selected == 3
-    assert kept[0][1] == rows[0]
+    assert kept[0].row == rows[0]
+    assert ws.kept_rows(run) == [rows[0], rows[2], rows[4]]
+    assert ws.kept_rows(run, limit=2) == [rows[0], rows[2]]
 
 
 def test_concurrent_writers_lose_nothing(ws):

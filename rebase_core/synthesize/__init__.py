@@ -30,10 +30,12 @@ round cut short by `should_stop` is dropped whole (its calls are cached, so redo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, ClassVar
 
 from rebase_core.errors import InputError
 from rebase_core.llm import LLM, ResponseCache, usage_fields
+from rebase_core.runs import LLMRef, failure_summary, pair_sink
 from rebase_core.synthesize.config import (
     DEFAULT_STUDENT,
     FAILURE_REASONS,
@@ -66,6 +68,7 @@ __all__ = [
     "DEFAULT_STUDENT",
     "FAILURE_REASONS",
     "METHODS",
+    "BaselineRun",
     "DirectConfig",
     "SelfGuideConfig",
     "SynthesisConfig",
@@ -134,60 +137,93 @@ def synthesize(
     return synthesize_self_guide(run, config, on_pair, on_failure)
 
 
-def run_synthesize_job(params: Mapping[str, Any], settings: Any, ctx: Any) -> dict[str, Any]:
-    """Job handler: write baseline pairs into a workspace pair run, resuming where it stopped.
+@dataclass(frozen=True, slots=True)
+class BaselineRun:
+    """Write `n` baseline pairs (direct or SELF-GUIDE) for a task into a pair run."""
 
-    params: {"pair_run": id, "task_id": id, "method": "direct"|"self-guide", "n": int,
-             "llm": spec, "base_url": str | None, "llm_options": {...}, "config": {...}}.
-    """
-    from rebase_core.llm import get_llm
-    from rebase_core.workspace import Workspace
+    kind: ClassVar[str] = "synthesize"
+    task_id: int
+    method: str
+    n: int
+    llm: LLMRef
+    config: SynthesisConfig
+    pair_run: int = 0
 
-    ws = Workspace(settings.workspace_db)
-    try:
-        task_id = int(params["task_id"])
-        run_id = int(params["pair_run"])
-        task = ws.get_task(task_id).task
+    prompt_version: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(
+                f"Unknown method {self.method!r}; expected one of {', '.join(METHODS)}."
+            )
+        if self.n < 1:
+            raise InputError(f"The number of pairs must be at least 1, got {self.n}.")
+
+    @property
+    def run_kind(self) -> str:
+        return self.method
+
+    @property
+    def llm_spec(self) -> str:
+        return self.llm.spec
+
+    def for_run(self, pair_run: int) -> BaselineRun:
+        return replace(self, pair_run=pair_run)
+
+    def job_key(self) -> str:
+        return f"synthesize:{self.pair_run}"
+
+    def to_params(self) -> dict[str, Any]:
+        return {
+            "pair_run": self.pair_run,
+            "task_id": self.task_id,
+            "method": self.method,
+            "n": self.n,
+            "config": asdict(self.config),
+            **self.llm.to_params(),
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> BaselineRun:
         method = str(params["method"])
-        config = make_config(method, params.get("config"))
-        llm = get_llm(
-            params["llm"],
-            settings,
-            base_url=params.get("base_url"),
-            **dict(params.get("llm_options") or {}),
+        return cls(
+            task_id=int(params["task_id"]),
+            method=method,
+            n=int(params["n"]),
+            llm=LLMRef.from_params(params),
+            config=make_config(method, params.get("config")),
+            pair_run=int(params.get("pair_run") or 0),
         )
-        existing = ws.pairs(run_id=run_id)
 
-        def save_pair(pair: Pair) -> None:
-            ws.add_pairs(run_id, task_id, [pair])
-            ws.clear_failure(run_id, str(pair.extra["key"]))
 
+def run_synthesize_job(params: Mapping[str, Any], settings: Any, ctx: Any) -> dict[str, Any]:
+    """Job handler of a `BaselineRun` (its params): write baseline pairs into its pair run,
+    resuming where it stopped."""
+    spec = BaselineRun.from_params(params)
+    with pair_sink(settings, spec.task_id, spec.pair_run) as sink:
+        existing = sink.existing()
         result = synthesize(
-            task,
-            llm,
-            method,
-            int(params["n"]),
-            config,
+            sink.task,
+            spec.llm.build(settings),
+            spec.method,
+            spec.n,
+            spec.config,
             cache=ResponseCache(settings.llm_cache_db),
             on_progress=ctx.progress,
             should_stop=ctx.should_stop,
-            on_pair=save_pair,
-            on_failure=lambda k, f: ws.add_failure(run_id, k, f),
+            on_pair=sink.save_pair,
+            on_failure=sink.save_failure,
             existing=existing,
-            id_salt=str(run_id),
+            id_salt=str(spec.pair_run),
         )
-        usage = result.usage
         total = len(existing) + len(result.pairs)
-        reasons = ", ".join(f"{k}: {v}" for k, v in result.failure_counts.items()) or "none"
         return {
             "summary": f"{total} pairs ({len(result.pairs)} new), {len(result.failures)} "
-            f"dropped ({reasons})",
+            f"dropped ({failure_summary(result.failure_counts)})",
             "pairs": len(result.pairs),
             "total_pairs": total,
             "failures": result.failure_counts,
             "warnings": list(result.warnings),
             "asked_labels": dict(result.asked_labels),
-            **usage_fields(usage),
+            **usage_fields(result.usage),
         }
-    finally:
-        ws.close()

@@ -30,7 +30,7 @@ from rebase_core.transform.checks import (
     normalise_text,
     quality_warnings,
 )
-from rebase_core.transform.jobs import run_plan_job, run_transform_job
+from rebase_core.transform.jobs import PlanRun, TransformRun, run_plan_job, run_transform_job
 from rebase_core.transform.parse import first_json_object, parse_pair, strip_wrapping_quotes
 from rebase_core.transform.plan import (
     DROP,
@@ -89,10 +89,12 @@ __all__ = [
     "Plan",
     "PlanCheck",
     "PlanOutcome",
+    "PlanRun",
     "PlannedRow",
     "PlannerConfig",
     "TransformConfig",
     "TransformResult",
+    "TransformRun",
     "apply_plan",
     "balance_by_label",
     "build_messages",

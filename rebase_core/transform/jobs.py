@@ -1,57 +1,127 @@
 """Transformation as background jobs: a transform run (plans first, then pairs) and a plan-only
-run, both writing to the workspace as they go, so a stopped job keeps what it did."""
+run, both writing to the workspace as they go, so a stopped job keeps what it did. Their typed
+specs (`TransformRun`, `PlanRun`) are what the page and the CLI start (`rebase_core.runs`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar
 
 from rebase_core.errors import InputError
 from rebase_core.llm import LLM, ResponseCache, usage_fields
+from rebase_core.runs import LLMRef, failure_summary, pair_sink
 from rebase_core.transform.plan import Plan
 from rebase_core.transform.planner import check_given, group_rows, plan_dataset
-from rebase_core.transform.prompt import TransformConfig, row_key
+from rebase_core.transform.prompt import TransformConfig, prompt_version, row_key
 from rebase_core.transform.run import transform
-from rebase_core.types import Pair, Progress, ScoredRow, Task
+from rebase_core.types import Progress, ScoredRow, Task
+
+
+@dataclass(frozen=True, slots=True)
+class TransformRun:
+    """Transform the first `limit` kept rows of a retrieval run into the pairs of a pair run."""
+
+    kind: ClassVar[str] = "transform"
+    task_id: int
+    retrieval_run: int
+    llm: LLMRef
+    config: TransformConfig = field(default_factory=TransformConfig)
+    limit: int | None = None
+    pair_run: int = 0
+
+    run_kind: ClassVar[str] = "transform"
+
+    @property
+    def llm_spec(self) -> str:
+        return self.llm.spec
+
+    @property
+    def prompt_version(self) -> str:
+        return prompt_version(self.config.template)
+
+    def for_run(self, pair_run: int) -> TransformRun:
+        return replace(self, pair_run=pair_run)
+
+    def job_key(self) -> str:
+        return f"transform:{self.pair_run}"
+
+    def to_params(self) -> dict[str, Any]:
+        return {
+            "pair_run": self.pair_run,
+            "retrieval_run": self.retrieval_run,
+            "task_id": self.task_id,
+            "limit": self.limit,
+            "config": asdict(self.config),
+            **self.llm.to_params(),
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TransformRun:
+        return cls(
+            task_id=int(params["task_id"]),
+            retrieval_run=int(params["retrieval_run"]),
+            llm=LLMRef.from_params(params),
+            config=TransformConfig(**dict(params.get("config") or {})),
+            limit=int(params["limit"]) if params.get("limit") else None,
+            pair_run=int(params.get("pair_run") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRun:
+    """Plan every dataset among the first `limit` kept rows of a retrieval run (no pairs)."""
+
+    kind: ClassVar[str] = "plan"
+    task_id: int
+    retrieval_run: int
+    llm: LLMRef
+    limit: int | None = None
+    replan: bool = False
+
+    def job_key(self) -> str:
+        return f"plan:{self.task_id}:{self.retrieval_run}"
+
+    def to_params(self) -> dict[str, Any]:
+        return {
+            "retrieval_run": self.retrieval_run,
+            "task_id": self.task_id,
+            "limit": self.limit,
+            "replan": self.replan,
+            **self.llm.to_params(),
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> PlanRun:
+        return cls(
+            task_id=int(params["task_id"]),
+            retrieval_run=int(params["retrieval_run"]),
+            llm=LLMRef.from_params(params),
+            limit=int(params["limit"]) if params.get("limit") else None,
+            replan=bool(params.get("replan")),
+        )
 
 
 def run_transform_job(params: Mapping[str, Any], settings: Any, ctx: Any) -> dict[str, Any]:
-    """Job handler: transform the kept rows of a retrieval run into the pairs of a pair run.
+    """Job handler of a `TransformRun` (its params).
 
-    params: {"pair_run": id, "retrieval_run": id, "task_id": id, "llm": spec,
-             "config": {...TransformConfig fields, "mode": auto|plan|rewrite}, "limit": n | None,
-             "base_url": str | None, "llm_options": {...provider options, e.g. api_version}}.
     Unless the mode is "rewrite", every dataset among the rows first gets a plan (saved in the
     workspace; a plan the user edited is kept, and so is the user's plan/rewrite/skip choice).
     Resumable: rows that already produced a pair are skipped; cached calls cost nothing.
     """
-    from rebase_core.llm import get_llm
-    from rebase_core.workspace import Workspace
-
-    ws = Workspace(settings.workspace_db)
-    try:
-        task = ws.get_task(int(params["task_id"])).task
-        run_id = int(params["pair_run"])
-        rows = [
-            r for _, r, _ in ws.retrieved_rows(int(params["retrieval_run"]), selected_only=True)
-        ]
-        if params.get("limit"):
-            rows = rows[: int(params["limit"])]
-        done = ws.done_keys(run_id)
+    spec = TransformRun.from_params(params)
+    with pair_sink(settings, spec.task_id, spec.pair_run) as sink:
+        ws, task, config = sink.ws, sink.task, spec.config
+        rows = ws.kept_rows(spec.retrieval_run, spec.limit)
+        done = sink.done_keys()
         todo = [r for r in rows if row_key(r) not in done]
-        config = TransformConfig(**dict(params.get("config") or {}))
-        llm = get_llm(
-            params["llm"],
-            settings,
-            base_url=params.get("base_url"),
-            **dict(params.get("llm_options") or {}),
-        )
+        llm = spec.llm.build(settings)
         cache = ResponseCache(settings.llm_cache_db)
         if not todo:
             return {"summary": f"all {len(rows)} rows already transformed", "pairs": 0}
         plans: dict[tuple[str, str], Plan] = {}
         if config.mode != "rewrite":
-            plans, skipped = plan_for_job(ws, task_id_of(params), task, todo, llm, cache, ctx)
+            plans, skipped = plan_for_job(ws, spec.task_id, task, todo, llm, cache, ctx)
             todo = [r for r in todo if r.key[:2] not in skipped]
             if not todo:
                 return {"summary": "every dataset of the rows is skipped", "pairs": 0}
@@ -59,78 +129,49 @@ def run_transform_job(params: Mapping[str, Any], settings: Any, ctx: Any) -> dic
         def progress(p: Progress) -> None:
             ctx.progress(Progress(len(done) + p.done, len(done) + (p.total or 0), p.message))
 
-        known = [p.input for p in ws.pairs(run_id=run_id)]
-        task_id = int(params["task_id"])
-
-        def save_pair(pair: Pair) -> None:
-            ws.add_pairs(run_id, task_id, [pair])
-            ws.clear_failure(run_id, str(pair.extra["key"]))
-
         result = transform(
             task,
             todo,
             llm,
             config,
             cache=cache,
-            known_inputs=known,
+            known_inputs=[p.input for p in sink.existing()],
             on_progress=progress,
             should_stop=ctx.should_stop,
-            on_pair=save_pair,
-            on_failure=lambda k, f: ws.add_failure(run_id, k, f),
+            on_pair=sink.save_pair,
+            on_failure=sink.save_failure,
             plans=plans,
         )
-        usage = result.usage
         planned = sum(1 for p in result.pairs if p.method != "rewrite")
         return {
             "planned": planned,
             "summary": f"{len(result.pairs)} new pairs ({planned} by plans), "
-            f"{len(result.failures)} failed "
-            f"({', '.join(f'{k}: {v}' for k, v in result.failure_counts.items()) or 'none'})",
+            f"{len(result.failures)} failed ({failure_summary(result.failure_counts)})",
             "pairs": len(result.pairs),
             "failures": result.failure_counts,
             "warnings": list(result.warnings),
-            **usage_fields(usage),
+            **usage_fields(result.usage),
         }
-    finally:
-        ws.close()
-
-
-def task_id_of(params: Mapping[str, Any]) -> int:
-    return int(params["task_id"])
 
 
 def run_plan_job(params: Mapping[str, Any], settings: Any, ctx: Any) -> dict[str, Any]:
-    """Job handler: plan every dataset among a retrieval run's kept rows (no pairs are made).
-
-    params: {"retrieval_run": id, "task_id": id, "llm": spec, "limit": n | None,
-             "base_url": str | None, "llm_options": {...}, "replan": bool}.
-    Plans are saved in the workspace as they are made, so a stopped job keeps what it did.
-    """
-    from rebase_core.llm import get_llm
+    """Job handler of a `PlanRun` (its params). Plans are saved in the workspace as they are
+    made, so a stopped job keeps what it did."""
     from rebase_core.workspace import Workspace
 
+    spec = PlanRun.from_params(params)
     ws = Workspace(settings.workspace_db)
     try:
-        task_id = task_id_of(params)
-        task = ws.get_task(task_id).task
-        rows = [
-            r for _, r, _ in ws.retrieved_rows(int(params["retrieval_run"]), selected_only=True)
-        ]
-        if params.get("limit"):
-            rows = rows[: int(params["limit"])]
+        task = ws.get_task(spec.task_id).task
+        rows = ws.kept_rows(spec.retrieval_run, spec.limit)
         if not rows:
             raise InputError("No kept rows to plan for: keep some rows on the Retrieve page.")
-        llm = get_llm(
-            params["llm"],
-            settings,
-            base_url=params.get("base_url"),
-            **dict(params.get("llm_options") or {}),
-        )
+        llm = spec.llm.build(settings)
         cache = ResponseCache(settings.llm_cache_db)
         plans, skipped = plan_for_job(
-            ws, task_id, task, rows, llm, cache, ctx, replan=bool(params.get("replan"))
+            ws, spec.task_id, task, rows, llm, cache, ctx, replan=spec.replan
         )
-        records = ws.plans(task_id, task)
+        records = ws.plans(spec.task_id, task)
         covered = sum(r.rows for r in records if r.key in plans)
         return {
             "summary": f"{len(plans)} of {len(records)} datasets planned, covering {covered} of "
