@@ -20,12 +20,15 @@ from typing import Any
 
 from rebase_core.errors import InputError, ProviderError
 from rebase_core.llm.base import (
+    ERROR_KINDS,
     LLM,
     BaseLLM,
     Completion,
     Message,
     ProviderTimeoutError,
     ProviderUnavailableError,
+    Request,
+    Result,
     Usage,
     error_kind,
     is_retryable,
@@ -40,7 +43,7 @@ from rebase_core.llm.pricing import (
     summarize_usage,
     usage_fields,
 )
-from rebase_core.llm.runner import ERROR_KINDS, Request, Result, complete_many
+from rebase_core.llm.runner import complete_many
 from rebase_core.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The LLM seam: message and completion records, the `LLM` protocol, a one-method provider base.
+"""The LLM seam: the records (messages, completions, the runner's requests and results), the `LLM`
+protocol, a one-method provider base.
 
 Providers subclass `BaseLLM` and implement `_complete`; argument checks live here once. Errors a
 provider raises are `rebase_core.errors.ProviderError` subclasses; the two retryable kinds that
@@ -53,6 +54,42 @@ class Completion:
     model: str
     finish_reason: str = ""
     cached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One prompt for the runner to complete. `sample` tells repeated samples of one prompt apart
+    in the cache (self-consistency); `seed` is passed to backends that take one."""
+
+    key: str
+    messages: tuple[Message, ...]
+    temperature: float = 0.7
+    max_tokens: int = 1000
+    json_schema: Mapping[str, Any] | None = None
+    sample: int = 0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.messages, tuple):
+            object.__setattr__(self, "messages", tuple(self.messages))
+
+
+ERROR_KINDS = ("rate_limit", "timeout", "provider", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of one request: a completion, or an error with its kind (see ERROR_KINDS)."""
+
+    key: str
+    completion: Completion | None
+    error: str = ""
+    error_kind: str = ""
+    attempts: int = 0  # calls made (0 for a cache hit or a request never started)
+
+    @property
+    def ok(self) -> bool:
+        return self.completion is not None
 
 
 @runtime_checkable

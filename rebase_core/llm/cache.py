@@ -16,14 +16,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rebase_core.errors import RebaseError
-from rebase_core.llm.base import Completion, Message, Usage
-
-if TYPE_CHECKING:
-    from rebase_core.llm.base import LLM
-    from rebase_core.llm.runner import Request
+from rebase_core.llm.base import LLM, Completion, Message, Request, Usage
 
 KEY_VERSION = 1  # bump when the key's recipe changes, so old entries are never misread
 

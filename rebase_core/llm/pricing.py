@@ -11,13 +11,9 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from rebase_core.llm.base import LLM, Request, Result
 from rebase_core.llm.cache import ResponseCache, cache_key
-
-if TYPE_CHECKING:
-    from rebase_core.llm.base import LLM
-    from rebase_core.llm.runner import Request, Result
 
 # model name (without a date suffix) -> (USD per 1M input tokens, USD per 1M output tokens)
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {

@@ -16,52 +16,17 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rebase_core.errors import InputError, RateLimitError, RebaseError
-from rebase_core.llm.base import LLM, Completion, Message, error_kind, is_retryable
+from rebase_core.llm.base import LLM, Request, Result, error_kind, is_retryable
 from rebase_core.llm.cache import ResponseCache, cache_key
 from rebase_core.types import Progress, ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
 
-ERROR_KINDS = ("rate_limit", "timeout", "provider", "cancelled")
 _POLL_S = 0.05  # how often the calling thread checks `should_stop`
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One prompt to complete. `sample` tells repeated samples of one prompt apart in the cache
-    (self-consistency); `seed` is passed to backends that take one."""
-
-    key: str
-    messages: tuple[Message, ...]
-    temperature: float = 0.7
-    max_tokens: int = 1000
-    json_schema: Mapping[str, Any] | None = None
-    sample: int = 0
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.messages, tuple):
-            object.__setattr__(self, "messages", tuple(self.messages))
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """The outcome of one request: a completion, or an error with its kind (see ERROR_KINDS)."""
-
-    key: str
-    completion: Completion | None
-    error: str = ""
-    error_kind: str = ""
-    attempts: int = 0  # calls made (0 for a cache hit or a request never started)
-
-    @property
-    def ok(self) -> bool:
-        return self.completion is not None
 
 
 class _Pause:
