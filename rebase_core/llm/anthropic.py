@@ -17,28 +17,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from rebase_core.errors import InputError, ProviderError
-from rebase_core.llm.base import (
-    BaseLLM,
-    Completion,
-    Message,
-    ProviderTimeoutError,
-    ProviderUnavailableError,
-    Usage,
-    http_error,
-    redact,
-    strict_schema,
-)
+from rebase_core.llm.base import Completion, Message, Usage, redact, strict_schema
+from rebase_core.llm.hosted import HostedLLM
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-KEY_ENV_VAR = "ANTHROPIC_API_KEY"
 # The first API version that rejects sampling parameters.
 NO_SAMPLING_API_VERSION = "2026-10-21"
 
 
-class AnthropicLLM(BaseLLM):
+class AnthropicLLM(HostedLLM):
     """A Claude model over the Messages API."""
+
+    provider = "anthropic"
+    sdk_package, client_class, sdk_error = "anthropic", "Anthropic", "AnthropicError"
+    default_base_url = "https://api.anthropic.com"
+    key_env_var = "ANTHROPIC_API_KEY"
+    api_name = "Anthropic Messages API"
+    reply_shape = "a Messages API object with a content list"
 
     def __init__(
         self,
@@ -50,36 +46,15 @@ class AnthropicLLM(BaseLLM):
         max_concurrency: int = 64,
         api_version: str | None = None,
     ) -> None:
-        self.spec = f"anthropic:{model}"
-        self.model = model
-        # Hosted APIs take many parallel calls; the account's rate limit shows up as 429s,
-        # which the runner handles. The caller's `concurrency` is the real knob.
-        self.max_concurrency = max(1, int(max_concurrency))
-        self.endpoint = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.timeout_s = float(timeout_s)
+        super().__init__(
+            model, base_url=base_url, timeout_s=timeout_s, max_concurrency=max_concurrency
+        )
         self.api_version = api_version
         self.sends_temperature = api_version is not None and api_version < NO_SAMPLING_API_VERSION
         if not api_key:
-            raise ProviderError(
-                f"{self.spec}: no API key. Set {KEY_ENV_VAR} in the environment or in "
-                ".streamlit/secrets.toml, or pick a local model "
-                "(local:qwen2.5-coder-1.5b-instruct)."
-            )
-        self._api_key = api_key
-        try:
-            import anthropic
-        except ImportError as exc:
-            raise ProviderError(
-                f"{self.spec}: the anthropic package is not installed; run `make setup`."
-            ) from exc
-        self._sdk = anthropic
-        # max_retries=0: retries, backoff and rate limits are the runner's job, written once.
-        self._client = anthropic.Anthropic(
-            api_key=api_key,
-            base_url=self.endpoint,
-            timeout=self.timeout_s,
-            max_retries=0,
-            default_headers={"anthropic-version": api_version} if api_version else None,
+            raise self._no_key("pick a local model (local:qwen2.5-coder-1.5b-instruct)")
+        self._connect(
+            api_key, default_headers={"anthropic-version": api_version} if api_version else None
         )
 
     def _complete(
@@ -107,20 +82,12 @@ class AnthropicLLM(BaseLLM):
             }
         if self.sends_temperature:
             kwargs["extra_body"] = {"temperature": temperature}
-        try:
-            reply = self._client.messages.create(**kwargs)
-        except self._sdk.AnthropicError as exc:
-            raise self._translate(exc) from exc
-        return self._parse(reply)
+        return self._parse(self._send(self._client.messages.create, **kwargs))
 
     def _parse(self, reply: Any) -> Completion:
         content = getattr(reply, "content", None)
         if not isinstance(content, list):
-            raise ProviderError(
-                f"{self.spec}: the reply could not be read (expected a Messages API object with a "
-                f"content list, got {redact(repr(reply)[:200], self._api_key)}). Check that "
-                f"{self.endpoint} speaks the Anthropic Messages API."
-            )
+            raise self._unreadable(f"got {redact(repr(reply)[:200], self._api_key)}")
         texts = [getattr(b, "text", None) for b in content if getattr(b, "type", "") == "text"]
         stop_reason = str(getattr(reply, "stop_reason", "") or "")
         if not texts and stop_reason == "refusal":
@@ -144,32 +111,5 @@ class AnthropicLLM(BaseLLM):
             finish_reason=stop_reason,
         )
 
-    def _translate(self, exc: Exception) -> ProviderError:
-        sdk = self._sdk
-        if isinstance(exc, sdk.APITimeoutError):
-            return ProviderTimeoutError(
-                f"{self.spec}: no reply within {self.timeout_s:g}s. Raise the timeout, lower "
-                "max_tokens or the concurrency, or try again later."
-            )
-        if isinstance(exc, sdk.APIConnectionError):
-            cause = redact(str(exc.__cause__ or exc), self._api_key)
-            return ProviderUnavailableError(
-                f"{self.spec}: could not connect to {self.endpoint} ({cause}). Check the network "
-                "connection and the base URL."
-            )
-        if isinstance(exc, sdk.APIStatusError):
-            detail = exc.api_message or str(exc.body or exc.message)
-            return http_error(
-                self.spec,
-                exc.status_code,
-                redact(detail, self._api_key),
-                headers=exc.response.headers,
-                key_env_var=KEY_ENV_VAR,
-            )
-        if isinstance(exc, sdk.APIResponseValidationError):
-            return ProviderError(
-                f"{self.spec}: the reply did not match the Messages API schema "
-                f"({redact(str(exc), self._api_key)}). Check that {self.endpoint} speaks the "
-                "Anthropic API."
-            )
-        return ProviderError(f"{self.spec}: {redact(str(exc), self._api_key)}")
+    def _status_detail(self, exc: Any) -> str:
+        return str(exc.api_message or exc.body or exc.message)

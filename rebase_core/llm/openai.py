@@ -16,27 +16,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from rebase_core.errors import ProviderError
-from rebase_core.llm.base import (
-    BaseLLM,
-    Completion,
-    Message,
-    ProviderTimeoutError,
-    ProviderUnavailableError,
-    Usage,
-    http_error,
-    redact,
-    strict_schema,
-)
+from rebase_core.llm.base import Completion, Message, Usage, redact, strict_schema
+from rebase_core.llm.hosted import HostedLLM
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-KEY_ENV_VAR = "OPENAI_API_KEY"
 NO_KEY_PLACEHOLDER = "not-needed"
 
 
-class OpenAILLM(BaseLLM):
+class OpenAILLM(HostedLLM):
     """A chat model behind the OpenAI Chat Completions API."""
+
+    provider = "openai"
+    sdk_package, client_class, sdk_error = "openai", "OpenAI", "OpenAIError"
+    default_base_url = "https://api.openai.com/v1"
+    key_env_var = "OPENAI_API_KEY"
+    api_name = "OpenAI Chat Completions API"
+    reply_shape = "a chat.completion object"
+    base_url_setting = "OPENAI_BASE_URL"
 
     def __init__(
         self,
@@ -48,13 +45,9 @@ class OpenAILLM(BaseLLM):
         max_concurrency: int = 64,
         max_tokens_field: str | None = None,
     ) -> None:
-        self.spec = f"openai:{model}"
-        self.model = model
-        # Hosted APIs take many parallel calls; the account's rate limit shows up as 429s,
-        # which the runner handles. The caller's `concurrency` is the real knob.
-        self.max_concurrency = max(1, int(max_concurrency))
-        self.endpoint = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.timeout_s = float(timeout_s)
+        super().__init__(
+            model, base_url=base_url, timeout_s=timeout_s, max_concurrency=max_concurrency
+        )
         official = "api.openai.com" in self.endpoint
         self.max_tokens_field = max_tokens_field or (
             "max_completion_tokens" if official else "max_tokens"
@@ -65,25 +58,8 @@ class OpenAILLM(BaseLLM):
                 f"got {self.max_tokens_field!r}."
             )
         if not api_key and official:
-            raise ProviderError(
-                f"{self.spec}: no API key. Set {KEY_ENV_VAR} in the environment or in "
-                ".streamlit/secrets.toml, or point OPENAI_BASE_URL at an OpenAI-compatible server."
-            )
-        self._api_key = api_key or NO_KEY_PLACEHOLDER
-        try:
-            import openai
-        except ImportError as exc:
-            raise ProviderError(
-                f"{self.spec}: the openai package is not installed; run `make setup`."
-            ) from exc
-        self._sdk = openai
-        # max_retries=0: retries, backoff and rate limits are the runner's job, written once.
-        self._client = openai.OpenAI(
-            api_key=self._api_key,
-            base_url=self.endpoint,
-            timeout=self.timeout_s,
-            max_retries=0,
-        )
+            raise self._no_key("point OPENAI_BASE_URL at an OpenAI-compatible server")
+        self._connect(api_key or NO_KEY_PLACEHOLDER)
 
     def _complete(
         self,
@@ -111,23 +87,13 @@ class OpenAILLM(BaseLLM):
                     "strict": True,
                 },
             }
-        try:
-            reply = self._client.chat.completions.create(**kwargs)
-        except self._sdk.OpenAIError as exc:
-            raise self._translate(exc) from exc
-        return self._parse(reply)
-
-    def _malformed(self, what: str) -> ProviderError:
-        return ProviderError(
-            f"{self.spec}: the reply could not be read (expected a chat.completion object, "
-            f"{what}). Check that {self.endpoint} speaks the OpenAI Chat Completions API."
-        )
+        return self._parse(self._send(self._client.chat.completions.create, **kwargs))
 
     def _parse(self, reply: Any) -> Completion:
         choices = getattr(reply, "choices", None)
         if not isinstance(choices, list) or not choices:
             got = redact(repr(reply)[:200], self._api_key)
-            raise self._malformed(f"got {got}")
+            raise self._unreadable(f"got {got}")
         message = getattr(choices[0], "message", None)
         text = getattr(message, "content", None)
         if text is None:
@@ -137,9 +103,9 @@ class OpenAILLM(BaseLLM):
                     f"{self.spec}: the model refused ({str(refusal)[:200]}); rephrase the prompt "
                     "or skip the row."
                 )
-            raise self._malformed("got a choice without message content")
+            raise self._unreadable("got a choice without message content")
         if not isinstance(text, str):
-            raise self._malformed(f"got content of type {type(text).__name__}")
+            raise self._unreadable(f"got content of type {type(text).__name__}")
         usage = getattr(reply, "usage", None)
         return Completion(
             text=text,
@@ -151,29 +117,7 @@ class OpenAILLM(BaseLLM):
             finish_reason=str(getattr(choices[0], "finish_reason", "") or ""),
         )
 
-    def _translate(self, exc: Exception) -> ProviderError:
-        sdk = self._sdk
-        if isinstance(exc, sdk.APITimeoutError):
-            return ProviderTimeoutError(
-                f"{self.spec}: no reply within {self.timeout_s:g}s. Raise the timeout, lower "
-                "max_tokens or the concurrency, or try again later."
-            )
-        if isinstance(exc, sdk.APIConnectionError):
-            cause = redact(str(exc.__cause__ or exc), self._api_key)
-            return ProviderUnavailableError(
-                f"{self.spec}: could not connect to {self.endpoint} ({cause}). Check the network "
-                "connection and the base URL (OPENAI_BASE_URL)."
-            )
-        if isinstance(exc, sdk.APIStatusError):
-            body = exc.body
-            detail = body.get("message") if isinstance(body, dict) else None
-            return http_error(
-                self.spec,
-                exc.status_code,
-                redact(str(detail or body or exc.message), self._api_key),
-                headers=exc.response.headers,
-                key_env_var=KEY_ENV_VAR,
-            )
-        if isinstance(exc, sdk.APIResponseValidationError):
-            return self._malformed(f"got {redact(str(exc), self._api_key)}")
-        return ProviderError(f"{self.spec}: {redact(str(exc), self._api_key)}")
+    def _status_detail(self, exc: Any) -> str:
+        body = exc.body
+        detail = body.get("message") if isinstance(body, dict) else None
+        return str(detail or body or exc.message)
