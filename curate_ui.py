@@ -50,9 +50,12 @@ def render(
         r.id: f"#{r.id} · {KIND_NAMES.get(r.kind, r.kind)} · {r.llm} · {r.created_at}"
         for r in pair_runs
     }
-    if st.session_state.get("tf_pair_run") not in labels:
-        st.session_state["tf_pair_run"] = pair_runs[0].id
+    if st.session_state.get("tf_pair_run") not in labels:  # a reload: the run curated last
+        saved = curation.curated_run(ws, record.id)
+        st.session_state["tf_pair_run"] = saved if saved in labels else pair_runs[0].id
     run_id = st.selectbox("Pairs of run", list(labels), format_func=labels.get, key="tf_pair_run")
+    if run_id != curation.curated_run(ws, record.id):
+        curation.set_curated_run(ws, record.id, int(run_id))
     run = ws.get_pair_run(int(run_id))
     _job_monitor(ws, settings, run)
     _queue(ws, settings, record, run, llm, config)
@@ -142,7 +145,7 @@ def _queue(
         )
         or "focus"
     )
-    _bulk(ws, record, queue, [p.id for p in pairs])
+    _bulk(ws, record, run, queue, [p.id for p in pairs])
     if not pairs:
         st.caption("No pair in this queue." + (" Try another queue." if total else ""))
         return
@@ -185,7 +188,7 @@ def _confirm_bulk(ws: Workspace, ids: list[str], status: str) -> None:
         st.rerun()
 
 
-def _bulk(ws: Workspace, record: TaskRecord, queue: str, ids: list[str]) -> None:
+def _bulk(ws: Workspace, record: TaskRecord, run: PairRun, queue: str, ids: list[str]) -> None:
     u1, u2, u3, u4 = st.columns(4)
     if u1.button(f"Accept all {len(ids):,}", disabled=not ids or queue == "accepted"):
         st.session_state["tf_bulk"] = (ids, "accepted")
@@ -193,14 +196,14 @@ def _bulk(ws: Workspace, record: TaskRecord, queue: str, ids: list[str]) -> None
         st.session_state["tf_bulk"] = (ids, "rejected")
     if u3.button(f"Back to pending ({len(ids):,})", disabled=not ids or queue == "pending"):
         st.session_state["tf_bulk"] = (ids, "pending")
-    last = ws.last_action(record.id)
+    last = ws.last_action(record.id, run.id)
     if u4.button(
         f"Undo {last.action} ({last.pairs})" if last else "Undo",
         disabled=last is None,
         shortcut="U",
         icon=":material/undo:",
     ):
-        if undone := curation.undo(ws, record.id):
+        if undone := curation.undo(ws, record.id, run.id):
             st.session_state["tf_toast"] = f"Undid {undone.action} of {undone.pairs} pair(s)."
         st.rerun()
     if "tf_bulk" in st.session_state:

@@ -79,9 +79,24 @@ def set_many(ws: Workspace, pair_ids: Sequence[str], status: str) -> str:
     return ws.set_status(pair_ids, status)
 
 
-def undo(ws: Workspace, task_id: int) -> Action | None:
-    """Undo the newest action on the task's pairs (None when there is none)."""
-    return ws.undo(task_id)
+def undo(ws: Workspace, task_id: int, run_id: int | None = None) -> Action | None:
+    """Undo the newest action on the task's pairs — on one run's, with `run_id`, so the Undo
+    of the run being reviewed never reverts a click made on another run (None: nothing)."""
+    return ws.undo(task_id, run_id)
+
+
+def _run_key(task_id: int) -> str:
+    return f"curated_run:{task_id}"
+
+
+def curated_run(ws: Workspace, task_id: int) -> int | None:
+    """The pair run the reviewer last worked on for this task (a reload returns to it)."""
+    value = ws.get_value(_run_key(task_id))
+    return int(value) if value is not None else None
+
+
+def set_curated_run(ws: Workspace, task_id: int, run_id: int) -> None:
+    ws.set_value(_run_key(task_id), int(run_id))
 
 
 def source_row(ws: Workspace, run: PairRun, pair: Pair) -> ScoredRow | None:

@@ -119,3 +119,22 @@ def test_regenerate_asks_for_a_new_sample_each_time(world, tmp_path):
     assert len(llm.history) == 2  # no filter call: a regeneration is reviewed by the user
     with pytest.raises(InputError, match="retrieved row"):
         curation.regenerate_pair(ws, rec.task, run, ws.get_pair("b0"), llm, config)
+
+
+def test_undo_of_one_run_leaves_the_other_runs_alone(world):
+    ws, rec, run = world
+    other = ws.create_pair_run(rec.id, "direct")
+    ws.add_pairs(other, rec.id, [Pair("o1", "other input", "neutral", "direct")])
+    curation.set_many(ws, ["p0"], "rejected")
+    curation.set_many(ws, ["o1"], "accepted")  # the newest action of the task
+    undone = curation.undo(ws, rec.id, run.id)
+    assert undone is not None and undone.action == "rejected"
+    assert (ws.get_pair("p0").status, ws.get_pair("o1").status) == ("pending", "accepted")
+    assert curation.undo(ws, rec.id, run.id) is None
+
+
+def test_the_run_under_review_is_remembered(world):
+    ws, rec, run = world
+    assert curation.curated_run(ws, rec.id) is None
+    curation.set_curated_run(ws, rec.id, run.id)
+    assert curation.curated_run(ws, rec.id) == run.id

@@ -121,3 +121,27 @@ def test_a_typed_edit_survives_a_refresh_until_accepted(home):
     _click(fresh, "Accept")
     assert (ws.get_pair("p1").output, ws.get_pair("p1").status) == ("entailment", "edited")
     assert ws.get_value("pair_draft:p1") is None
+
+
+def test_a_reload_returns_to_the_run_being_curated_and_undo_stays_in_it(home):
+    from rebase_core.types import Pair
+
+    ws = Workspace(home / "workspace.sqlite")
+    older = ws.create_pair_run(1, "transform", llm="fake")
+    ws.add_pairs(older, 1, [Pair("a1", "a sentence / b", "neutral", "rebase")])
+    newer = ws.create_pair_run(1, "direct", llm="fake")
+    ws.add_pairs(newer, 1, [Pair("n1", "c sentence / d", "neutral", "direct")])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/transform.py").run()
+    assert at.selectbox(key="tf_pair_run").value == newer  # the newest run at first
+    ws.set_status(["n1"], "rejected")  # an action on the newer run
+    at.selectbox(key="tf_pair_run").set_value(older).run()
+    _click(at, "Reject")
+    assert ws.get_pair("a1").status == "rejected"
+    fresh = AppTest.from_file(APP, default_timeout=60)  # the refresh
+    fresh.run()
+    fresh.switch_page("app_pages/transform.py").run()
+    assert fresh.selectbox(key="tf_pair_run").value == older
+    _click(fresh, "Undo rejected (1)")
+    assert (ws.get_pair("a1").status, ws.get_pair("n1").status) == ("pending", "rejected")

@@ -115,6 +115,8 @@ def run_transform_job(params: Mapping[str, Any], settings: Any, ctx: Any) -> dic
         rows = ws.kept_rows(spec.retrieval_run, spec.limit)
         done = sink.done_keys()
         todo = [r for r in rows if row_key(r) not in done]
+        # Said at once: loading a local model and the first planning call take a while.
+        ctx.progress(Progress(len(done), len(rows), f"starting: loading {spec.llm.spec}"))
         llm = spec.llm.build(settings)
         cache = ResponseCache(settings.llm_cache_db)
         if not todo:

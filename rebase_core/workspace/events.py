@@ -127,20 +127,24 @@ class CurationLog(PairStore):
         )
         return int(got[0][0])
 
-    def last_action(self, task_id: int) -> Action | None:
-        """The newest action on this task's pairs that can be undone."""
+    def last_action(self, task_id: int, run_id: int | None = None) -> Action | None:
+        """The newest action on this task's pairs (only on one run's, with `run_id`) that can
+        be undone."""
+        where, params = "p.task_id = ?", [task_id]
+        if run_id is not None:
+            where, params = where + " AND p.run_id = ?", [task_id, run_id]
         got = self._query(
             "SELECT e.batch, e.action, COUNT(*) FROM pair_events e "
-            "JOIN pairs p ON p.id = e.pair_id "
-            "WHERE p.task_id = ? AND e.undone = 0 AND e.action != 'undo' "
-            "GROUP BY e.batch ORDER BY MAX(e.id) DESC LIMIT 1",
-            (task_id,),
+            f"JOIN pairs p ON p.id = e.pair_id WHERE {where} AND e.undone = 0 "
+            "AND e.action != 'undo' GROUP BY e.batch ORDER BY MAX(e.id) DESC LIMIT 1",
+            params,
         )
         return Action(got[0][0], got[0][1], int(got[0][2])) if got else None
 
-    def undo(self, task_id: int) -> Action | None:
-        """Undo the newest action on this task's pairs; returns it (with the pairs restored)."""
-        last = self.last_action(task_id)
+    def undo(self, task_id: int, run_id: int | None = None) -> Action | None:
+        """Undo the newest action on this task's pairs (one run's, with `run_id`); returns it
+        (with the pairs restored)."""
+        last = self.last_action(task_id, run_id)
         if last is None:
             return None
         batch, action = last.batch, last.action
