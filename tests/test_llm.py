@@ -19,6 +19,7 @@ from rebase_core.llm import (
     Request,
     ResponseCache,
     Result,
+    RunCalls,
     Usage,
     cache_key,
     check_connection,
@@ -367,6 +368,24 @@ def test_cache_round_trip_and_rerun_is_free(tmp_path: Path):
     complete_many(failing, [req(99)], cache=cache)
     assert cache.get(cache_key(failing, req(99))) is None
     assert cache.clear(spec="fake") == 5 and len(cache) == 0
+
+
+def test_run_calls_send_every_batch_alike_and_keep_every_result(tmp_path: Path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    llm = FakeLLM(lambda call: "ok " + call.prompt)
+    shared: list[Result] = []
+    calls = RunCalls(llm, concurrency=2, cache=cache, results=shared)
+    assert calls.usage() is None  # nothing sent yet
+    seen = []
+    calls.complete([req(0), req(1)], on_progress=seen.append)
+    calls.complete([req(1), req(2)])  # req(1) comes from the cache
+    assert [r.key for r in shared] == ["k0", "k1", "k1", "k2"]
+    assert [p.done for p in seen] == [1, 2] and len(llm.history) == 3
+    usage = calls.usage()
+    assert (usage.requests, usage.succeeded, usage.cached) == (4, 4, 1)
+    stopped = RunCalls(llm, should_stop=lambda: True)
+    assert [r.error_kind for r in stopped.complete([req(3)])] == ["cancelled"]
+    assert len(llm.history) == 3
 
 
 def test_cache_is_shared_by_threads_and_processes(tmp_path: Path):

@@ -3,6 +3,7 @@
     llm = get_llm("anthropic:claude-haiku-4-5", settings)   # or openai:…, local:…, fake
     llm.complete([Message("user", "Hi")], max_tokens=50)      # -> Completion
     complete_many(llm, requests, concurrency=8, cache=ResponseCache(settings.llm_cache_db))
+    calls = RunCalls(llm, concurrency=8, cache=cache); calls.complete(requests); calls.usage()
 
 Specs: `anthropic:<model>`, `openai:<model>` (any OpenAI-compatible server through `base_url` or
 `settings.openai_base_url`), `local:<name or .gguf path>` (llama.cpp), `fake` (tests). Providers
@@ -43,7 +44,7 @@ from rebase_core.llm.pricing import (
     summarize_usage,
     usage_fields,
 )
-from rebase_core.llm.runner import complete_many
+from rebase_core.llm.runner import RunCalls, complete_many
 from rebase_core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ __all__ = [
     "Request",
     "ResponseCache",
     "Result",
+    "RunCalls",
     "RunEstimate",
     "Usage",
     "UsageSummary",

@@ -6,7 +6,8 @@ and pausing every worker, timeouts, 5xx, connection failures) with exponential b
 jitter, never retries auth or other 4xx errors, and stops cleanly when asked. Callbacks
 (`on_result`, `on_progress`) and cache writes run on the calling thread, so a caller may persist
 results to its own SQLite connection. Every request gets a `Result`, in request order; a failure
-keeps its message and kind.
+keeps its message and kind. `RunCalls` is one run's calls: the same settings for every batch, and
+every result kept for the usage summary.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rebase_core.errors import InputError, RateLimitError, RebaseError
 from rebase_core.llm.base import LLM, Request, Result, error_kind, is_retryable
 from rebase_core.llm.cache import ResponseCache, cache_key
+from rebase_core.llm.pricing import UsageSummary, summarize_usage
 from rebase_core.types import Progress, ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
@@ -224,3 +226,36 @@ def complete_many(
         else Result(requests[i].key, None, "cancelled before it started", "cancelled")
         for i, r in enumerate(results)
     ]
+
+
+@dataclass
+class RunCalls:
+    """The LLM calls of one run: every batch goes out with the same concurrency, retries, cache
+    and stop, and every result is kept, so the run can say what it cost."""
+
+    llm: LLM
+    concurrency: int = 4
+    max_retries: int = 4
+    cache: ResponseCache | None = None
+    should_stop: Callable[[], bool] = lambda: False
+    results: list[Result] = field(default_factory=list)  # appended to (a caller may pass its own)
+
+    def complete(
+        self, requests: Sequence[Request], *, on_progress: ProgressFn = no_progress
+    ) -> list[Result]:
+        """`complete_many` with the run's settings; the results are also kept."""
+        results = complete_many(
+            self.llm,
+            requests,
+            concurrency=self.concurrency,
+            cache=self.cache,
+            max_retries=self.max_retries,
+            should_stop=self.should_stop,
+            on_progress=on_progress,
+        )
+        self.results.extend(results)
+        return results
+
+    def usage(self) -> UsageSummary | None:
+        """Tokens and cost of the calls so far (None before any)."""
+        return summarize_usage(self.llm.spec, self.results) if self.results else None

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from rebase_core.llm import LLM, Request, ResponseCache, Result, complete_many, summarize_usage
+from rebase_core.llm import LLM, Request, ResponseCache, Result, RunCalls
 from rebase_core.synthesize.config import SynthesisConfig, SynthesisResult
 from rebase_core.transform import normalise_text, quality_warnings
 from rebase_core.types import Failure, Pair, Progress, ProgressFn, Task
@@ -32,7 +32,7 @@ def pair_id(task: Task, method: str, llm_spec: str, salt: str, key: str) -> str:
 
 
 class Run:
-    """State shared by both methods: results for usage, what was kept, what failed."""
+    """State shared by both methods: its LLM calls (for usage), what was kept, what failed."""
 
     def __init__(
         self,
@@ -49,9 +49,15 @@ class Run:
         target: int,
     ) -> None:
         self.task, self.llm, self.method, self.config = task, llm, method, config
-        self.cache, self.should_stop, self.on_progress = cache, should_stop, on_progress
+        self.should_stop, self.on_progress = should_stop, on_progress
         self.salt, self.target = id_salt, target
-        self.results: list[Result] = []
+        self.llm_calls = RunCalls(
+            llm,
+            concurrency=config.concurrency,
+            max_retries=config.max_retries,
+            cache=cache,
+            should_stop=should_stop,
+        )
         self.pairs: list[Pair] = []
         self.failures: list[tuple[str, Failure]] = []
         self.existing: dict[str, list[Pair]] = defaultdict(list)
@@ -72,17 +78,7 @@ class Run:
                 Progress(self.kept, self.target, f"{what}: {p.done}/{p.total or 0} calls")
             )
 
-        results = complete_many(
-            self.llm,
-            requests,
-            concurrency=self.config.concurrency,
-            cache=self.cache,
-            max_retries=self.config.max_retries,
-            should_stop=self.should_stop,
-            on_progress=progress,
-        )
-        self.results.extend(results)
-        return results
+        return self.llm_calls.complete(requests, on_progress=progress)
 
     def pair(self, key: str, item_key: str, inp: str, out: str, **extra: Any) -> Pair:
         return Pair(
@@ -155,7 +151,7 @@ class Run:
             method=self.method,
             pairs=tuple(self.pairs),
             failures=tuple(self.failures),
-            usage=summarize_usage(self.llm.spec, self.results) if self.results else None,
+            usage=self.llm_calls.usage(),
             warnings=tuple(warnings),
             label_counts=labels,
             asked_labels=dict(asked_labels or {}),

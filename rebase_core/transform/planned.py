@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from rebase_core.llm import LLM, Message, Request, ResponseCache, Result, complete_many
+from rebase_core.llm import LLM, Message, Request, ResponseCache, Result, RunCalls
 from rebase_core.task import final_answer, is_chain_of_thought
 from rebase_core.transform.plan import Plan, PlannedRow, apply_plan, normalise_value
 from rebase_core.transform.prompt import TransformConfig, prompt_version, render_examples, row_key
@@ -134,6 +134,14 @@ def planned_pairs(
         return batch
     if llm is None:
         raise ValueError("a reasoning task needs an LLM to write the rationales")
+    calls = RunCalls(
+        llm,
+        concurrency=config.concurrency,
+        max_retries=config.max_retries,
+        cache=cache,
+        should_stop=should_stop,
+        results=batch.results,
+    )
     outputs: dict[str, str] = {}
     problems: dict[str, str] = {}
     todo = {row_key(row): (row, plan, planned) for row, plan, planned in made}
@@ -145,15 +153,7 @@ def planned_pairs(
             _rationale_request(task, todo[k][2], k, config, problems.get(k, ""), attempt)
             for k in keys
         ]
-        results = complete_many(
-            llm,
-            requests,
-            concurrency=config.concurrency,
-            cache=cache,
-            max_retries=config.max_retries,
-            should_stop=should_stop,
-        )
-        batch.results.extend(results)
+        results = calls.complete(requests)
         for key, result in zip(keys, results, strict=True):
             if result.completion is None:
                 if result.error_kind != "cancelled":

@@ -17,6 +17,7 @@ from rebase_core.llm import (
     Request,
     ResponseCache,
     Result,
+    RunCalls,
     RunEstimate,
     UsageSummary,
     complete_many,
@@ -197,23 +198,19 @@ class _RunState:
         self.version = prompt_version(config.template)
         self.pairs: list[Pair] = []
         self.failures: list[tuple[str, Failure]] = []
-        self.results: list[Result] = []
+        self.results: list[Result] = []  # every call's, for the usage summary
+        self.calls = RunCalls(
+            llm,
+            concurrency=config.concurrency,
+            max_retries=config.max_retries,
+            cache=cache,
+            should_stop=should_stop,
+            results=self.results,
+        )
 
     def _source(self, key: str) -> PairSource:
         r = self.by_key[key]
         return PairSource(r.dataset, r.config, r.row_id, r.score)
-
-    def _complete(self, requests: list[Request]) -> list[Result]:
-        results = complete_many(
-            self.llm,
-            requests,
-            concurrency=self.config.concurrency,
-            cache=self.cache,
-            max_retries=self.config.max_retries,
-            should_stop=self.should_stop,
-        )
-        self.results.extend(results)
-        return results
 
     def _parse(
         self,
@@ -299,7 +296,7 @@ class _RunState:
         """The paper's per-row rewrite of these rows (parse, retry once told why, filter)."""
         rows = [self.by_key[k] for k in keys]
         parsed: dict[str, tuple[str, str]] = {}
-        self._parse(self._complete(_requests(self.task, rows, self.config)), parsed, failures)
+        self._parse(self.calls.complete(_requests(self.task, rows, self.config)), parsed, failures)
         retry_keys = [k for k, f in failures.items() if f.reason in _RETRIED]
         if retry_keys and not self.should_stop():
             retries = []
@@ -308,7 +305,7 @@ class _RunState:
                 note = _RETRY_NOTE.format(reason=failures[key].detail[:100])
                 message = Message("user", base.messages[-1].content + note)
                 retries.append(replace(base, messages=(*base.messages[:-1], message)))
-            self._parse(self._complete(retries), parsed, failures)
+            self._parse(self.calls.complete(retries), parsed, failures)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         candidates = [
             Pair(
