@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 import ui
 from rebase_core import jobs
 from rebase_core.corpus import DEFAULT_MAX_CONFIG_ROWS
-from rebase_core.datastore import (
-    BUNDLED_ROWS_PER_CONFIG,
-    BuildParams,
-    build_job_key,
-    start_build_job,
+from rebase_core.datastore import BUNDLED_ROWS_PER_CONFIG, BuildParams, build_job_key
+from rebase_core.datastore.catalog import dataset_table, shard_table, source_table, store_figures
+from rebase_core.datastore.sources import (
+    add_source,
+    corpus_prepared,
+    save_upload,
+    source_spec,
+    start_default_build,
 )
-from rebase_core.errors import InputError
+
+# The source picker's labels (the browser test clicks them) and the kinds they stand for.
+SOURCE_KINDS = {
+    "Bundled corpus": "bundled",
+    "Local path": "path",
+    "Upload a file": "upload",
+    "Hugging Face Hub": "hub",
+}
 
 settings = ui.get_settings()
 st.title("Datastore")
@@ -47,7 +55,6 @@ active = jobs.active_job(settings, key)
 
 # ----------------------------------------------------------------------------- empty state
 if not ui.store_exists(store_path):
-    corpus_ready = (settings.corpus_dir / "MANIFEST.json").exists()
     if active is None:
         st.info(
             "There is no datastore yet. Build the default one from the bundled corpus (real "
@@ -55,12 +62,10 @@ if not ui.store_exists(store_path):
             "CodeI/O), or add your own files below.",
             icon=":material/database:",
         )
-        if corpus_ready:
+        if corpus_prepared(settings):
             if st.button("Build the default datastore (about 20 min on 2 cores)", type="primary"):
                 with ui.shown_errors():
-                    start_build_job(
-                        settings, store_path, ["bundled"], BuildParams(BUNDLED_ROWS_PER_CONFIG)
-                    )
+                    start_default_build(settings)
                 st.rerun()
         else:
             st.warning(
@@ -70,12 +75,8 @@ if not ui.store_exists(store_path):
 else:
     store = ui.get_datastore(store_path)
     stats = store.stats()
-    cols = st.columns(5)
-    cols[0].metric("Datasets", f"{stats.datasets:,}")
-    cols[1].metric("Configs", f"{stats.configs:,}", help=f"{stats.skipped_configs} skipped")
-    cols[2].metric("Rows", f"{stats.rows:,}")
-    cols[3].metric("Cells", f"{stats.cells:,}")
-    cols[4].metric("On disk", f"{stats.bytes / 1e6:,.0f} MB")
+    for column, (label, value, note) in zip(st.columns(5), store_figures(stats), strict=True):
+        column.metric(label, value, help=note)
     st.caption(f"`{store_path}` · embedder `{stats.embedder}` ({stats.dim}-d)")
 
     tab_datasets, tab_sources, tab_configs = st.tabs(
@@ -90,36 +91,15 @@ else:
         )
         meaning = st.toggle("Search by meaning (embeds your query)", key="ds_semantic", value=False)
         infos = store.datasets()
-        frame = pd.DataFrame(
-            {
-                "dataset": [d.name for d in infos],
-                "description": [d.description for d in infos],
-                "rows": [d.n_rows for d in infos],
-                "cells": [d.n_cells for d in infos],
-                "configs": [len(d.configs) for d in infos],
-                "source": [d.source for d in infos],
-                "license": [d.license for d in infos],
-                "keywords": [", ".join(d.keywords) for d in infos],
-            }
-        )
+        hits = None
         if query.strip() and meaning:
             with ui.shown_errors():
-                hits = store.search_datasets(
-                    query, ui.get_embedder(store.embedder_name, settings.threads), n=50
-                )
-            order = {name: rank for rank, (name, _) in enumerate(hits)}
-            frame = frame[frame["dataset"].isin(order)].copy()
-            frame["similarity"] = frame["dataset"].map(dict(hits))
-            frame = frame.sort_values("similarity", ascending=False)
-        elif query.strip():
-            needle = query.strip().lower()
-            mask = frame["dataset"].str.lower().str.contains(needle, regex=False) | frame[
-                "description"
-            ].str.lower().str.contains(needle, regex=False)
-            frame = frame[mask]
-        st.caption(f"{len(frame):,} of {len(infos):,} datasets")
+                embedder = ui.get_embedder(store.embedder_name, settings.threads)
+                hits = store.search_datasets(query, embedder, n=50)
+        table = dataset_table(infos, query=query, hits=hits)
+        st.caption(f"{len(table['dataset']):,} of {len(infos):,} datasets")
         st.dataframe(
-            frame,
+            pd.DataFrame(table),
             hide_index=True,
             column_config={
                 "description": st.column_config.TextColumn(width="large"),
@@ -129,18 +109,14 @@ else:
             key="ds_table",
         )
     with tab_sources:
-        st.dataframe(
-            pd.DataFrame(stats.sources, columns=["source", "datasets", "rows", "cells"]),
-            hide_index=True,
-        )
+        st.dataframe(pd.DataFrame(source_table(stats)), hide_index=True)
     with tab_configs:
-        shards = pd.DataFrame(store.shards())
-        if not shards.empty:
-            shards["notes"] = shards["notes"].map(lambda n: "; ".join(n))
+        shards = store.shards()
+        if shards:
             only_skipped = st.toggle("Only skipped configs", key="ds_only_skipped")
-            if only_skipped:
-                shards = shards[shards["skipped"] != ""]
-            st.dataframe(shards, hide_index=True)
+            st.dataframe(
+                pd.DataFrame(shard_table(shards, only_skipped=only_skipped)), hide_index=True
+            )
 
 # ----------------------------------------------------------------------------- add a source
 st.subheader("Add a source")
@@ -150,12 +126,7 @@ st.caption(
 )
 with st.container(border=True):
     kind = (
-        st.segmented_control(
-            "Source",
-            ["Bundled corpus", "Local path", "Upload a file", "Hugging Face Hub"],
-            default="Local path",
-            key="ds_kind",
-        )
+        st.segmented_control("Source", list(SOURCE_KINDS), default="Local path", key="ds_kind")
         or "Local path"
     )
     path, upload, hub_id = "", None, ""
@@ -202,29 +173,14 @@ if active is not None:
     st.caption("A build is running; a new source can be added when it finishes.")
 if submitted:
     with ui.shown_errors():
-        if kind == "Bundled corpus":
-            source = "bundled"
-        elif kind == "Local path":
-            if not path.strip():
-                raise InputError("Give the path of a file or folder on this machine.")
-            source = path.strip()
-        elif kind == "Upload a file":
-            if upload is None:
-                raise InputError("Choose a file to upload first.")
-            uploads = settings.home / "uploads"
-            uploads.mkdir(parents=True, exist_ok=True)
-            target = uploads / Path(upload.name).name
-            target.write_bytes(upload.getvalue())
-            source = str(target)
-        else:
-            if not hub_id.strip():
-                raise InputError("Give a Hub dataset id such as `squad`.")
-            source = f"hf:{hub_id.strip()}"
-        from rebase_core.corpus import list_shards
-
-        list_shards(source, settings)  # fail here, with the reason, rather than in the job
-        start_build_job(
-            settings, store_path, [source], BuildParams(int(rows_per_config), int(max_config_rows))
+        saved = (
+            save_upload(upload.name, upload.getvalue(), settings.home / "uploads")
+            if upload
+            else None
+        )
+        source = source_spec(SOURCE_KINDS[kind], path or hub_id, upload=saved)
+        add_source(
+            settings, store_path, source, BuildParams(int(rows_per_config), int(max_config_rows))
         )
     st.toast(f"Started adding {source}.")
     st.rerun()

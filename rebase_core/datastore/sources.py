@@ -1,0 +1,69 @@
+"""Adding sources to a datastore from the app: the default build of the bundled corpus, and a
+source the user gives (a local path, an uploaded file, a Hub id) turned into a source spec,
+checked, and built in the background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rebase_core.datastore.build import BUNDLED_ROWS_PER_CONFIG, BuildParams, start_build_job
+from rebase_core.errors import InputError
+from rebase_core.jobs import JobStatus
+from rebase_core.settings import Settings
+
+SOURCE_KINDS = ("bundled", "path", "upload", "hub")
+
+
+def corpus_prepared(settings: Settings) -> bool:
+    """Whether the bundled corpus is converted (`make setup` writes its manifest last)."""
+    return (settings.corpus_dir / "MANIFEST.json").exists()
+
+
+def start_default_build(settings: Settings) -> JobStatus:
+    """Build the default datastore from the bundled corpus, in the background."""
+    return start_build_job(
+        settings, settings.default_store, ["bundled"], BuildParams(BUNDLED_ROWS_PER_CONFIG)
+    )
+
+
+def save_upload(name: str, data: bytes, uploads_dir: Path) -> Path:
+    """Keep an uploaded file under `uploads_dir` (by its base name) so a build can read it."""
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    target = uploads_dir / Path(name).name
+    target.write_bytes(data)
+    return target
+
+
+def source_spec(kind: str, text: str = "", *, upload: Path | None = None) -> str:
+    """The source spec of what the user gave: `kind` is bundled, path (`text` the path),
+    upload (`upload` the saved file) or hub (`text` a Hub id, optionally `id:config`).
+
+    >>> source_spec("hub", " glue:mnli ")
+    'hf:glue:mnli'
+    """
+    if kind == "bundled":
+        return "bundled"
+    if kind == "path":
+        if not text.strip():
+            raise InputError("Give the path of a file or folder on this machine.")
+        return text.strip()
+    if kind == "upload":
+        if upload is None:
+            raise InputError("Choose a file to upload first.")
+        return str(upload)
+    if kind == "hub":
+        if not text.strip():
+            raise InputError("Give a Hub dataset id such as `squad`.")
+        return f"hf:{text.strip()}"
+    raise InputError(f"Source kind must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}.")
+
+
+def add_source(
+    settings: Settings, store: str | Path, source: str, params: BuildParams
+) -> JobStatus:
+    """Check that the source can be read (here, with the reason, rather than in the job), then
+    start adding it to the store in the background."""
+    from rebase_core.corpus import list_shards
+
+    list_shards(source, settings)
+    return start_build_job(settings, store, [source], params)
