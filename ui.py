@@ -9,13 +9,24 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from rebase_core.errors import RebaseError
 from rebase_core.settings import Settings
 from rebase_core.types import Progress, ProgressFn
+
+if TYPE_CHECKING:  # the heavy modules are imported where they are used, so `import ui` is quick
+    from streamlit.delta_generator import DeltaGenerator
+
+    from rebase_core.datastore import Datastore
+    from rebase_core.embed import Embedder
+    from rebase_core.flow import FlowStep
+    from rebase_core.jobs import JobStatus
+    from rebase_core.llm import LLM
+    from rebase_core.workspace import TaskRecord, Workspace
 
 
 def read_secrets() -> dict[str, str]:
@@ -48,7 +59,7 @@ def shown_errors(stop: bool = True) -> Iterator[None]:
             st.stop()
 
 
-def progress_for(bar: Any) -> ProgressFn:
+def progress_for(bar: DeltaGenerator) -> ProgressFn:
     """Adapt an `st.progress` element to the library's `on_progress` callback."""
 
     def report(p: Progress) -> None:
@@ -62,26 +73,26 @@ def progress_for(bar: Any) -> ProgressFn:
 
 
 @st.cache_resource(show_spinner=False)
-def _workspace(path: str) -> Any:
+def _workspace(path: str) -> Workspace:
     from rebase_core.workspace import Workspace
 
     return Workspace(path)
 
 
-def get_workspace() -> Any:
+def get_workspace() -> Workspace:
     """The SQLite workspace of the current settings (one connection per server process)."""
     return _workspace(str(get_settings().workspace_db))
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…")
-def get_embedder(name: str, threads: int) -> Any:
+def get_embedder(name: str, threads: int) -> Embedder:
     from rebase_core.embed import get_embedder as build
 
     return build(name, threads)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _datastore(path: str, version: str) -> Any:
+def _datastore(path: str, version: str) -> Datastore:
     """Open stores are cached per (path, committed size): a finished build reopens them."""
     from rebase_core.datastore import open_datastore
 
@@ -90,8 +101,6 @@ def _datastore(path: str, version: str) -> Any:
 
 def store_version(path: str) -> str:
     """Changes whenever a build commits (the SQLite file and its WAL are touched)."""
-    from pathlib import Path
-
     parts = []
     for name in ("store.sqlite", "store.sqlite-wal", "vectors.f32"):
         p = Path(path) / name
@@ -99,20 +108,33 @@ def store_version(path: str) -> str:
     return "|".join(parts)
 
 
-def get_datastore(path: str) -> Any:
+def get_datastore(path: str) -> Datastore:
+    """The datastore at `path`, opened once per committed version (see `store_version`)."""
     return _datastore(path, store_version(path))
 
 
-def store_exists(path: Any) -> bool:
-    from pathlib import Path
+def need_datastore(path: str) -> Datastore:
+    """The datastore at `path`, or an empty state pointing at the Datastore page (and stop)."""
+    if not store_exists(path):
+        st.info("There is no datastore yet: build or open one first.")
+        st.page_link(
+            "app_pages/datastore.py", label="Go to the Datastore page", icon=":material/database:"
+        )
+        st.stop()
+    return get_datastore(path)
 
-    return (Path(path) / "store.sqlite").exists()
+
+def store_exists(path: str | Path) -> bool:
+    """Whether a built datastore is at `path`."""
+    from rebase_core.flow import store_exists as exists
+
+    return exists(path)
 
 
 # ----------------------------------------------------------------------------- current task
 
 
-def current_task() -> Any:
+def current_task() -> TaskRecord | None:
     """The task the user works on: session state, else the one last opened in this workspace."""
     ws = get_workspace()
     task_id = st.session_state.get("task_id")
@@ -128,12 +150,13 @@ def current_task() -> Any:
     return record
 
 
-def set_current_task(record: Any) -> None:
+def set_current_task(record: TaskRecord) -> None:
+    """Make `record` the current task, in this session and for the next visit."""
     st.session_state["task_id"] = record.id
     get_workspace().set_value("current_task", record.id)
 
 
-def need_task() -> Any:
+def need_task() -> TaskRecord:
     """The current task, or an empty state pointing at the Task page (and stop)."""
     record = current_task()
     if record is None:
@@ -144,6 +167,7 @@ def need_task() -> Any:
 
 
 def fmt_seconds(seconds: float | None) -> str:
+    """A duration as people read it: "42 s", "3 min 05 s", "2 h 07 min" ("?" when unknown)."""
     if seconds is None:
         return "?"
     seconds = int(seconds)
@@ -154,7 +178,7 @@ def fmt_seconds(seconds: float | None) -> str:
     return f"{seconds // 3600} h {(seconds % 3600) // 60:02d} min"
 
 
-def job_panel(job: Any, *, label: str) -> None:
+def job_panel(job: JobStatus, *, label: str) -> None:
     """Progress of a background job: bar with counts and ETA, state, error, cancel button."""
     from rebase_core import jobs
 
@@ -231,13 +255,13 @@ def llm_choice() -> LLMChoice:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _llm(spec: str, base_url: str, settings_key: str) -> Any:
+def _llm(spec: str, base_url: str, settings_key: str) -> LLM:
     from rebase_core.llm import get_llm as build
 
     return build(spec, get_settings(), base_url=base_url or None)
 
 
-def get_llm(choice: LLMChoice | None = None) -> Any:
+def get_llm(choice: LLMChoice | None = None) -> LLM:
     """One provider object per (spec, base URL): a local model is loaded once per server."""
     choice = choice or llm_choice()
     settings = get_settings()
@@ -323,40 +347,27 @@ def llm_sidebar() -> None:
 # ----------------------------------------------------------------------------- flow status
 
 
-def flow_status() -> list[tuple[str, str, bool]]:
-    """(page file, label, done) for each step, for the sidebar checklist."""
-    settings = get_settings()
-    ws = get_workspace()
+def step_page(step: FlowStep) -> str:
+    """The page file of a flow step (each stage has the page of its name)."""
+    return f"app_pages/{step.stage}.py"
+
+
+def flow_status() -> list[FlowStep]:
+    """Each step of the flow with whether the current task has done it (sidebar checklist)."""
+    from rebase_core.flow import flow_status as status
+
     record = current_task()
-    store_ok = store_exists(settings.default_store)
-    retrieved = transformed = compared = trained = False
-    if record is not None:
-        retrieved = bool(ws.retrieval_runs(record.id))
-        counts = ws.status_counts(task_id=record.id)
-        transformed = counts.get("accepted", 0) + counts.get("edited", 0) > 0
-        compared = any(r.kind in ("direct", "self-guide") for r in ws.pair_runs(record.id))
-    runs_dir = settings.runs_dir
-    trained = runs_dir.exists() and any(runs_dir.iterdir())
-    evaluated = trained and any(runs_dir.glob("*/evals/*.json"))
-    return [
-        ("app_pages/task.py", "1 · Task", record is not None),
-        ("app_pages/datastore.py", "2 · Datastore", store_ok),
-        ("app_pages/retrieve.py", "3 · Retrieve", retrieved),
-        ("app_pages/transform.py", "4 · Transform & curate", transformed),
-        ("app_pages/compare.py", "5 · Compare", compared),
-        ("app_pages/finetune.py", "6 · Fine-tune", trained),
-        ("app_pages/evaluate.py", "7 · Evaluate", evaluated),
-        ("app_pages/export.py", "8 · Export", False),
-    ]
+    return status(get_settings(), get_workspace(), record.id if record else None)
 
 
 def flow_sidebar() -> None:
+    """The sidebar's checklist: a link per step, marked when done, and the current task."""
     record = current_task()
     with st.sidebar:
         st.page_link("app_pages/home.py", label="Overview", icon=":material/hub:")
-        for page, label, done in flow_status():
-            icon = ":material/check_circle:" if done else ":material/radio_button_unchecked:"
-            st.page_link(page, label=label, icon=icon)
+        for step in flow_status():
+            icon = ":material/check_circle:" if step.done else ":material/radio_button_unchecked:"
+            st.page_link(step_page(step), label=step.label, icon=icon)
         st.caption("✓ marks the steps done for the current task.")
         if record is not None:
             st.caption(f"Task: **{record.name}** (v{record.version})")
@@ -374,21 +385,13 @@ def maybe_start_default_build() -> None:
     st.session_state["_autobuild_done"] = True
     settings = get_settings()
     from rebase_core import jobs
-    from rebase_core.datastore import (
-        BUNDLED_ROWS_PER_CONFIG,
-        BuildParams,
-        build_job_key,
-        start_build_job,
-    )
+    from rebase_core.datastore import build_job_key
+    from rebase_core.datastore.sources import corpus_prepared, start_default_build
 
-    if store_exists(settings.default_store):
-        return
-    if not (settings.corpus_dir / "MANIFEST.json").exists():
+    if store_exists(settings.default_store) or not corpus_prepared(settings):
         return
     if jobs.list_jobs(settings, key=build_job_key(settings.default_store)):
         return  # tried before (running, failed or cancelled): the Datastore page shows it
     with shown_errors(stop=False):
-        start_build_job(
-            settings, settings.default_store, ["bundled"], BuildParams(BUNDLED_ROWS_PER_CONFIG)
-        )
+        start_default_build(settings)
         st.toast("Building the default datastore in the background (see the Datastore page).")
