@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import time
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from rebase_core.errors import InputError
-from rebase_core.task import is_chain_of_thought, parse_examples_text, task_from_dict
+from rebase_core.task import (
+    add_pasted_examples,
+    available_presets,
+    comma_list,
+    describe_task,
+    edited_examples,
+    task_form,
+    task_from_dict,
+    task_from_json_bytes,
+    task_to_json,
+    without_blank_examples,
+)
 from rebase_core.types import METRICS, Task
 
 st.title("Task")
@@ -22,65 +32,34 @@ st.caption(
 
 ws = ui.get_workspace()
 record = ui.current_task()
-
-
-def _presets() -> dict[str, Task]:
-    try:
-        from rebase_core.bundled import load_presets
-    except ImportError:
-        return {}
-    try:
-        return load_presets()
-    except InputError:
-        return {}
+DRAFT_KEY = "task_draft"
+METRIC_OPTIONS = ["infer from the examples", *METRICS]
 
 
 def _load_into_editor(task: Task | None, tag: str) -> None:
     """Put a task into the editor's widgets (a new tag gives the widgets fresh state)."""
     st.session_state["task_form_tag"] = tag
-    st.session_state["task_form"] = (
-        task.to_dict()
-        if task
-        else {
-            "name": "",
-            "instruction": "",
-            "examples": [{"input": "", "output": ""}],
-            "exclude_datasets": [],
-        }
-    )
+    st.session_state["task_form"] = task_form(task)
     ws.set_value(DRAFT_KEY, None)  # a task loaded on purpose replaces any unsaved draft
 
 
-DRAFT_KEY = "task_draft"
-METRIC_OPTIONS = ["infer from the examples", *METRICS]
+def _load_current() -> None:
+    _load_into_editor(
+        record.task if record else None, f"{record.id}-{record.version}" if record else "new"
+    )
 
 
-def _editor_rows(base: list[dict], delta: dict) -> list[dict]:
-    """The examples table after the data editor's edits (its state holds only the changes)."""
-    rows = [dict(r) for r in base]
-    for index, change in (delta.get("edited_rows") or {}).items():
-        rows[int(index)].update(change)
-    rows += [dict(r) for r in delta.get("added_rows") or []]
-    deleted = {int(i) for i in delta.get("deleted_rows") or []}
-    return [
-        {"input": str(r.get("input") or ""), "output": str(r.get("output") or "")}
-        for i, r in enumerate(rows)
-        if i not in deleted
-    ]
-
-
-def _current_form(tag: str) -> dict:
+def _current_form(tag: str) -> dict[str, Any]:
     """The editor's content as typed so far (widget state, before any save)."""
     base = st.session_state["task_form"]
     metric = st.session_state.get(f"task-metric-{tag}", METRIC_OPTIONS[0])
-    exclude = st.session_state.get(f"task-exclude-{tag}", "")
     return {
         "name": st.session_state.get(f"task-name-{tag}", base["name"]),
         "instruction": st.session_state.get(f"task-instruction-{tag}", base["instruction"]),
-        "examples": _editor_rows(
+        "examples": edited_examples(
             base["examples"], st.session_state.get(f"task-examples-{tag}") or {}
         ),
-        "exclude_datasets": [x.strip() for x in exclude.split(",") if x.strip()],
+        "exclude_datasets": list(comma_list(st.session_state.get(f"task-exclude-{tag}", ""))),
         "metric": None if metric == METRIC_OPTIONS[0] else metric,
     }
 
@@ -95,9 +74,7 @@ def _keep_draft() -> None:
 
 if "task_form" not in st.session_state:
     draft = ws.get_value(DRAFT_KEY)
-    _load_into_editor(
-        record.task if record else None, f"{record.id}-{record.version}" if record else "new"
-    )
+    _load_current()
     if draft:  # an unsaved draft from before a refresh or restart comes back
         st.session_state["task_form"] = draft["data"]
         st.session_state["task_form_tag"] = f"draft-{draft['at']}"
@@ -106,7 +83,7 @@ if "task_form" not in st.session_state:
 
 # ----------------------------------------------------------------------------- choose a task
 tasks = ws.list_tasks()
-presets = _presets()
+presets = available_presets()
 left, middle, right = st.columns([3, 3, 2], vertical_alignment="bottom")
 with left:
     options = [t.id for t in tasks]
@@ -133,7 +110,8 @@ with middle:
         key="task_preset",
     )
 with right:
-    if st.button("Load preset", disabled=preset is None, icon=":material/file_open:"):
+    load = st.button("Load preset", disabled=preset is None, icon=":material/file_open:")
+    if load and preset is not None:
         _load_into_editor(presets[preset], f"preset-{preset}")
         st.rerun()
     if st.button("New blank task", icon=":material/add:"):
@@ -152,9 +130,7 @@ if st.session_state.get("task_draft_note"):
     )
     if discard_col.button("Discard the draft"):
         st.session_state.pop("task_draft_note")
-        _load_into_editor(
-            record.task if record else None, f"{record.id}-{record.version}" if record else "new"
-        )
+        _load_current()
         st.rerun()
 with st.container(border=True):
     st.text_input(
@@ -207,8 +183,7 @@ with st.container(border=True):
     st.caption("Changes are kept as a draft as you type; saving makes a new version.")
 
 if saved:
-    data = _current_form(tag)
-    data["examples"] = [e for e in data["examples"] if e["input"].strip() or e["output"].strip()]
+    data = without_blank_examples(_current_form(tag))
     st.session_state["task_form"] = data
     saved_record = None
     with ui.shown_errors(stop=False):  # keep the rest of the page (paste, history) visible
@@ -230,17 +205,12 @@ with st.expander("Paste many examples at once"):
         "Examples to add", key="task_paste", height=140, label_visibility="collapsed"
     )
     if st.button("Add pasted examples", disabled=not pasted.strip()):
-        with ui.shown_errors():
-            new = parse_examples_text(pasted)
-        typed = _current_form(tag)  # keep what was typed in the editor
-        current = [e for e in typed["examples"] if e["input"] or e["output"]]
-        st.session_state["task_form"] = {
-            **typed,
-            "examples": current + [{"input": e.input, "output": e.output} for e in new],
-        }
-        st.session_state["task_form_tag"] = f"{tag}-p{len(current) + len(new)}"
+        with ui.shown_errors():  # keep what was typed in the editor
+            form, added = add_pasted_examples(_current_form(tag), pasted)
+        st.session_state["task_form"] = form
+        st.session_state["task_form_tag"] = f"{tag}-p{len(form['examples'])}"
         _keep_draft()
-        st.toast(f"Added {len(new)} example(s) to the draft; save to make a version.")
+        st.toast(f"Added {added} example(s) to the draft; save to make a version.")
         st.rerun()
 
 imp, exp = st.columns(2)
@@ -248,11 +218,7 @@ with imp:
     upload = st.file_uploader("Import a task file (JSON)", type=["json"], key="task_import")
     if upload is not None and st.button("Import and save", icon=":material/upload:"):
         with ui.shown_errors():
-            try:
-                data = json.loads(upload.getvalue().decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(f"{upload.name} is not a UTF-8 JSON file ({exc}).") from exc
-            task = task_from_dict(data, source=upload.name)
+            task = task_from_json_bytes(upload.getvalue(), source=upload.name)
             imported = ws.save_task(task, note=f"imported from {upload.name}")
         ui.set_current_task(imported)
         _load_into_editor(imported.task, f"{imported.id}-{imported.version}")
@@ -261,7 +227,7 @@ with exp:
     if record is not None:
         st.download_button(
             "Export the saved task (JSON)",
-            json.dumps(record.task.to_dict(), ensure_ascii=False, indent=2),
+            task_to_json(record.task),
             file_name=f"{record.name}.json",
             mime="application/json",
             icon=":material/download:",
@@ -270,21 +236,20 @@ with exp:
 
 # ----------------------------------------------------------------------------- status and history
 if record is not None:
-    task = record.task
-    cot = is_chain_of_thought(task.examples)
     st.success(
-        f"Current task: **{task.name}** (version {record.version}) — {len(task.examples)} "
-        f"example(s){', chain-of-thought outputs' if cot else ''}.",
+        f"Current task: **{record.name}** (version {record.version}) — "
+        f"{describe_task(record.task)}.",
         icon=":material/task_alt:",
     )
     with st.expander("Version history"):
-        for version, saved_at, note, old in ws.task_history(record.id):
+        for old in ws.task_history(record.id):
             cols = st.columns([1, 3, 4, 2], vertical_alignment="center")
-            cols[0].markdown(f"**v{version}**")
-            cols[1].caption(saved_at)
-            cols[2].caption(note or old.instruction[:80])
-            if version != record.version and cols[3].button("Restore", key=f"restore-{version}"):
-                restored = ws.save_task(old, note=f"restored version {version}")
+            cols[0].markdown(f"**v{old.version}**")
+            cols[1].caption(old.saved_at)
+            cols[2].caption(old.note or old.task.instruction[:80])
+            v = old.version
+            if v != record.version and cols[3].button("Restore", key=f"restore-{v}"):
+                restored = ws.save_task(old.task, note=f"restored version {v}")
                 _load_into_editor(restored.task, f"{restored.id}-{restored.version}")
                 st.rerun()
     st.page_link(

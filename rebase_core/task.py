@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +122,114 @@ def load_task(path: str | Path) -> Task:
     return task_from_dict(data, source=str(path))
 
 
+def task_to_json(task: Task) -> str:
+    """The task file's text (contracts.md): indented UTF-8 JSON, ending with a newline."""
+    return json.dumps(task.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
 def save_task(task: Task, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(task.to_dict(), ensure_ascii=False, indent=2) + "\n", "utf-8")
+    """Write the task file."""
+    Path(path).write_text(task_to_json(task), "utf-8")
+
+
+def task_from_json_bytes(data: bytes, *, source: str) -> Task:
+    """Validate an uploaded task file's bytes (`source` names it in the messages)."""
+    try:
+        decoded = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{source} is not a UTF-8 JSON file ({exc}).") from exc
+    return task_from_dict(decoded, source=source)
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """The non-empty entries of a comma-separated list, stripped.
+
+    >>> comma_list(" bigbench/fact_*, , vitaminc ")
+    ('bigbench/fact_*', 'vitaminc')
+    """
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def describe_task(task: Task) -> str:
+    """How many examples the task has and whether their outputs reason first.
+
+    >>> cot = Example("1+1", "One plus one is two. So the answer is 2.")
+    >>> describe_task(Task("t", "Add.", (cot,)))
+    '1 example(s), chain-of-thought outputs'
+    """
+    cot = ", chain-of-thought outputs" if is_chain_of_thought(task.examples) else ""
+    return f"{len(task.examples)} example(s){cot}"
+
+
+def available_presets() -> dict[str, Task]:
+    """The preset tasks (the held-out evaluation tasks) by name; {} when none are installed."""
+    try:
+        from rebase_core.bundled import load_presets
+    except ImportError:
+        return {}
+    try:
+        return load_presets()
+    except InputError:
+        return {}
+
+
+# ----------------------------------------------------------------------------- the task editor
+# The editor holds a task as its JSON object (contracts.md), examples as {"input", "output"} rows,
+# possibly empty while the user types; `task_from_dict` validates it when the user saves.
+
+
+def task_form(task: Task | None) -> dict[str, Any]:
+    """The editor's content for a task, or for a blank one (one empty example row)."""
+    if task is not None:
+        return task.to_dict()
+    return {
+        "name": "",
+        "instruction": "",
+        "examples": [{"input": "", "output": ""}],
+        "exclude_datasets": [],
+    }
+
+
+def edited_examples(
+    base: Sequence[Mapping[str, Any]], changes: Mapping[str, Any]
+) -> list[dict[str, str]]:
+    """The example rows after a table editor's changes: `changes` holds `edited_rows` (row
+    position -> changed columns), `added_rows` and `deleted_rows` (positions); missing values
+    become empty strings.
+
+    >>> edited_examples(
+    ...     [{"input": "a", "output": "1"}, {"input": "b", "output": "2"}],
+    ...     {"edited_rows": {"0": {"output": "one"}}, "added_rows": [{"input": "c"}],
+    ...      "deleted_rows": [1]},
+    ... )
+    [{'input': 'a', 'output': 'one'}, {'input': 'c', 'output': ''}]
+    """
+    rows = [dict(r) for r in base]
+    for index, change in (changes.get("edited_rows") or {}).items():
+        rows[int(index)].update(change)
+    rows += [dict(r) for r in changes.get("added_rows") or []]
+    deleted = {int(i) for i in changes.get("deleted_rows") or []}
+    return [
+        {"input": str(r.get("input") or ""), "output": str(r.get("output") or "")}
+        for i, r in enumerate(rows)
+        if i not in deleted
+    ]
+
+
+def without_blank_examples(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The form with its wholly empty example rows dropped (a half-filled one stays, so saving
+    says what is missing)."""
+    examples = [e for e in form["examples"] if e["input"].strip() or e["output"].strip()]
+    return {**form, "examples": examples}
+
+
+def add_pasted_examples(form: Mapping[str, Any], text: str) -> tuple[dict[str, Any], int]:
+    """The form with the pasted examples (see `parse_examples_text`) after its non-empty rows,
+    and how many were added."""
+    new = parse_examples_text(text)
+    kept = [e for e in form["examples"] if e["input"] or e["output"]]
+    examples = kept + [{"input": e.input, "output": e.output} for e in new]
+    return {**form, "examples": examples}, len(new)
 
 
 def parse_examples_text(text: str) -> list[Example]:
