@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import html
-import re
-from dataclasses import asdict
-
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 import ui
-from rebase_core.retrieval import FUSIONS, METHODS, RetrievalOptions, retrieve, similar_rows
+from rebase_core import retrieval_runs as rr
+from rebase_core.retrieval import FUSIONS, METHODS, RetrievalOptions
+from rebase_core.task import comma_list
 
 settings = ui.get_settings()
 st.title("Retrieve")
 record = ui.need_task()
 ws = ui.get_workspace()
 store_path = str(settings.default_store)
-if not ui.store_exists(store_path):
-    st.info("There is no datastore yet: build or open one first.")
-    st.page_link(
-        "app_pages/datastore.py", label="Go to the Datastore page", icon=":material/database:"
-    )
-    st.stop()
-store = ui.get_datastore(store_path)
+store = ui.need_datastore(store_path)
 task = record.task
 st.caption(
     f"Task **{task.name}** (v{record.version}) against {store.n_rows:,} rows / "
@@ -72,27 +63,20 @@ if run:
         per_dataset_cap=int(cap) or None,
         dedup=dedup,
         exclude_datasets=tuple(exclude),
-        include_keywords=tuple(x.strip() for x in include_kw.split(",") if x.strip()),
-        exclude_keywords=tuple(x.strip() for x in exclude_kw.split(",") if x.strip()),
+        include_keywords=comma_list(include_kw),
+        exclude_keywords=comma_list(exclude_kw),
         fusion=None if fusion == "score" else fusion,
         method=method,
     )
     bar = st.progress(0.0, text="Retrieving…")
     with ui.shown_errors():
         embedder = ui.get_embedder(store.embedder_name, settings.threads)
-        result = retrieve(store, task, embedder, options, on_progress=ui.progress_for(bar))
-        run_id = ws.save_retrieval(
-            record,
-            store_path,
-            asdict(options),
-            result.method,
-            result.seconds,
-            result.rows,
-            result.row_idxs,
+        made = rr.run_retrieval(
+            ws, record, store, embedder, options, on_progress=ui.progress_for(bar)
         )
     bar.empty()
-    st.session_state["rv_run"] = run_id
-    st.toast(f"{len(result.rows):,} rows in {result.seconds:.2f} s ({result.method}).")
+    st.session_state["rv_run"] = str(made.id)
+    st.toast(f"{made.n_rows:,} rows in {made.seconds:.2f} s ({made.method}).")
     st.rerun()
 
 runs = ws.retrieval_runs(record.id)
@@ -101,51 +85,26 @@ if not runs:
     st.stop()
 
 # ----------------------------------------------------------------------------- which run
-run_labels = {
-    str(r.id): f"#{r.id} · {r.created_at} · {r.n_rows:,} rows, {r.n_selected:,} selected "
-    f"· {r.method} {r.seconds:.2f} s"
-    for r in runs
-}
+run_labels = {str(r.id): rr.run_label(r) for r in runs}
 if st.session_state.get("rv_run") not in run_labels:
     st.session_state["rv_run"] = str(runs[0].id)
 run_id = int(
     st.selectbox(
         "Retrieval run",
         list(run_labels),
-        format_func=run_labels.get,
+        format_func=lambda k: run_labels[k],
         key="rv_run",
         bind="query-params",
     )
 )
 current = next(r for r in runs if r.id == run_id)
-if current.task_version != record.version:
-    st.warning(
-        f"This run used task version {current.task_version}; the task is now at "
-        f"version {record.version}. Retrieve again to use the changes."
-    )
-excluded = [
-    n
-    for n in store.dataset_names
-    if n and any(n == x for x in current.options.get("exclude_datasets", []))
-]
+if note := rr.version_note(current, record.version):
+    st.warning(note)
 rows = ws.retrieved_rows(run_id)
-frame = pd.DataFrame(
-    {
-        "keep": [sel for _, _, sel in rows],
-        "rank": [rank for rank, _, _ in rows],
-        "dataset": [r.dataset for _, r, _ in rows],
-        "score": [r.score for _, r, _ in rows],
-        "input": [r.input_score for _, r, _ in rows],
-        "output": [r.output_score for _, r, _ in rows],
-        "dataset term": [r.dataset_score for _, r, _ in rows],
-        "best input cell": [r.row.get(r.input_column, "") for _, r, _ in rows],
-        "best output cell": [r.row.get(r.output_column, "") for _, r, _ in rows],
-        "row": [f"{r.config}/{r.row_id}" for _, r, _ in rows],
-    }
-)
+by_rank = {r.rank: r for r in rows}
 
 # ----------------------------------------------------------------------------- facets
-counts = frame["dataset"].value_counts()
+counts = dict(rr.dataset_counts(rows))
 
 
 def _bar_clicked() -> None:
@@ -158,74 +117,57 @@ def _bar_clicked() -> None:
 f1, f2, f3 = st.columns([3, 2, 2])
 chosen_ds = f1.multiselect(
     "Datasets",
-    list(counts.index),
+    list(counts),
     format_func=lambda d: f"{d} ({counts[d]})",
     key="rv_ds",
     bind="query-params",
     placeholder="All datasets",
 )
-lo, hi = float(frame["score"].min()), float(frame["score"].max())
-score_range = f2.slider(
-    "Score range", lo, max(hi, lo + 1e-6), (lo, max(hi, lo + 1e-6)), key="rv_score", format="%.3f"
-)
+lo, hi = rr.score_bounds(rows)
+score_range = f2.slider("Score range", lo, hi, (lo, hi), key="rv_score", format="%.3f")
 search = f3.text_input(
     "Keyword search", key="rv_q", bind="query-params", placeholder="words in any cell"
 )
 only = st.segmented_control(
-    "Show", ["all", "kept", "dropped"], default="all", key="rv_show", bind="query-params"
+    "Show", list(rr.SHOW), default="all", key="rv_show", bind="query-params"
 )
+row_filter = rr.RowFilter(tuple(chosen_ds), *score_range, query=search, show=only or "all")
+view = rr.filter_rows(rows, row_filter)
 
-mask = frame["score"].between(score_range[0] - 1e-9, score_range[1] + 1e-9)
-if chosen_ds:
-    mask &= frame["dataset"].isin(chosen_ds)
-if search.strip():
-    words = [w.lower() for w in search.split()]
-    texts = [" ".join(r.row.values()).lower() for _, r, _ in rows]
-    mask &= pd.Series([all(w in t for w in words) for t in texts])
-if only == "kept":
-    mask &= frame["keep"]
-elif only == "dropped":
-    mask &= ~frame["keep"]
-view = frame[mask]
-
-top = counts.head(30)
-hist = px.bar(
-    x=top.values,
-    y=top.index,
-    orientation="h",
-    labels={"x": "rows", "y": ""},
-    height=max(220, 22 * len(top)),
-)
-hist.update_layout(yaxis={"autorange": "reversed"}, margin={"l": 0, "r": 0, "t": 10, "b": 0})
 with st.expander(f"Sources: {len(counts)} datasets (click a bar to filter)", expanded=False):
-    st.plotly_chart(hist, key="rv_hist", on_select=_bar_clicked, selection_mode=("points",))
+    st.plotly_chart(
+        rr.sources_chart(list(counts.items())),
+        key="rv_hist",
+        on_select=_bar_clicked,
+        selection_mode=("points",),
+    )
+    excluded = rr.excluded_datasets(current, store.dataset_names)
     if excluded:
         st.caption(f"Excluded by your options: {', '.join(excluded)}")
 
 # ----------------------------------------------------------------------------- table + selection
 st.caption(
-    f"Showing {len(view):,} of {len(frame):,} rows · {int(frame['keep'].sum()):,} kept "
-    "for transformation"
+    f"Showing {len(view):,} of {len(rows):,} rows · {current.n_selected:,} kept for transformation"
 )
 
 
 def _keep_changed() -> None:
     edits = st.session_state["rv_editor"].get("edited_rows", {})
     shown = st.session_state["rv_view_ranks"]
-    on = [shown[i] for i, e in edits.items() if e.get("keep") is True]
-    off = [shown[i] for i, e in edits.items() if e.get("keep") is False]
-    if on:
-        ws.set_selected(run_id, on, True)
-    if off:
-        ws.set_selected(run_id, off, False)
+    for keep in (True, False):
+        ranks = [shown[i] for i, e in edits.items() if e.get("keep") is keep]
+        if ranks:
+            ws.set_selected(run_id, ranks, keep)
 
 
-st.session_state["rv_view_ranks"] = view["rank"].tolist()
+view_ranks = [r.rank for r in view]
+st.session_state["rv_view_ranks"] = view_ranks
+table = pd.DataFrame(rr.row_table(view))
 st.data_editor(
-    view,
+    table,
     key="rv_editor",
     hide_index=True,
-    disabled=[c for c in view.columns if c != "keep"],
+    disabled=[c for c in table.columns if c != "keep"],
     on_change=_keep_changed,
     column_config={
         "keep": st.column_config.CheckboxColumn("keep", help="Keep this row for transformation"),
@@ -256,99 +198,45 @@ def confirm_bulk(ranks: list[int], keep: bool) -> None:
 
 
 b1, b2, _ = st.columns([2, 2, 4])
-if b1.button(f"Keep all {len(view):,} shown", disabled=view.empty):
-    st.session_state["rv_bulk"] = (view["rank"].tolist(), True)
-if b2.button(f"Drop all {len(view):,} shown", disabled=view.empty):
-    st.session_state["rv_bulk"] = (view["rank"].tolist(), False)
+if b1.button(f"Keep all {len(view):,} shown", disabled=not view):
+    st.session_state["rv_bulk"] = (view_ranks, True)
+if b2.button(f"Drop all {len(view):,} shown", disabled=not view):
+    st.session_state["rv_bulk"] = (view_ranks, False)
 if "rv_bulk" in st.session_state:  # the dialog stays open across reruns until answered
     confirm_bulk(*st.session_state["rv_bulk"])
 if "rv_toast" in st.session_state:
     st.toast(st.session_state.pop("rv_toast"))
 
 # ----------------------------------------------------------------------------- row detail
-
-
-def _highlight(text: str, words: list[str]) -> str:
-    escaped = html.escape(text)
-    for word in words:
-        escaped = re.sub(
-            f"({re.escape(html.escape(word))})", r"<mark>\1</mark>", escaped, flags=re.IGNORECASE
-        )
-    return escaped
-
-
 st.subheader("Row detail")
-if view.empty:
+if not view:
     st.caption("No row matches the filters.")
     st.stop()
-ranks = view["rank"].tolist()
-detail_rank = st.selectbox(
-    "Row",
-    ranks,
-    key="rv_row",
-    format_func=lambda k: f"#{k} · {frame.at[k, 'dataset']} · {frame.at[k, 'score']:.4f}",
+detail_rank = int(
+    st.selectbox("Row", view_ranks, key="rv_row", format_func=lambda k: rr.row_label(by_rank[k]))
 )
-_, picked, kept = rows[int(detail_rank)]
-words = search.split() if search.strip() else []
-cells_html = []
-for column, text in picked.row.items():
-    tags = []
-    if column == picked.input_column:
-        tags.append("<span style='color:#2f5bea'>best input match</span>")
-    if column == picked.output_column:
-        tags.append("<span style='color:#1a7f37'>best output match</span>")
-    border = (
-        "#2f5bea"
-        if column == picked.input_column
-        else ("#1a7f37" if column == picked.output_column else "#ddd")
-    )
-    cells_html.append(
-        f"<div style='border-left:4px solid {border};padding:4px 10px;margin:6px 0'>"
-        f"<b>{html.escape(column)}</b> {' · '.join(tags)}<br>"
-        f"<span style='white-space:pre-wrap'>{_highlight(text, words)}</span></div>"
-    )
+shown = by_rank[detail_rank]
+picked = shown.row
 left, right = st.columns([3, 2])
 with left:
-    st.html("".join(cells_html))
+    st.html(rr.cells_html(picked, row_filter.words))
 with right:
     st.markdown(f"**{picked.dataset}** · config `{picked.config}` · row `{picked.row_id}`")
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Score", f"{picked.score:.3f}")
-    m2.metric("Input", f"{picked.input_score:.3f}")
-    m3.metric("Output", f"{picked.output_score:.3f}")
-    m4.metric("Dataset", f"{picked.dataset_score:.3f}")
+    for column, (name, value) in zip(st.columns(4), rr.score_terms(picked), strict=True):
+        column.metric(name, f"{value:.3f}")
     st.caption(picked.description[:600])
+    keep_key = f"rv_keep_{run_id}_{detail_rank}"
+
+    def _keep_toggled() -> None:
+        ws.set_selected(run_id, [detail_rank], bool(st.session_state[keep_key]))
+
     st.toggle(
-        "Keep for transformation",
-        value=kept,
-        key=f"rv_keep_{run_id}_{detail_rank}",
-        on_change=lambda: ws.set_selected(
-            run_id, [int(detail_rank)], bool(st.session_state[f"rv_keep_{run_id}_{detail_rank}"])
-        ),
+        "Keep for transformation", value=shown.selected, key=keep_key, on_change=_keep_toggled
     )
     if st.button("More like this row", icon=":material/manage_search:"):
-        row_idx = store.find_row(picked.dataset, picked.config, picked.row_id)
         with ui.shown_errors():
-            similar = similar_rows(store, int(row_idx), RetrievalOptions(top_k=10))
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "dataset": [r.dataset for r in similar.rows],
-                    "similarity": [r.input_score for r in similar.rows],
-                    "best cell": [r.row.get(r.input_column, "") for r in similar.rows],
-                    "in this run": [
-                        bool(
-                            (
-                                (frame["dataset"] == r.dataset)
-                                & (frame["row"] == f"{r.config}/{r.row_id}")
-                            ).any()
-                        )
-                        for r in similar.rows
-                    ],
-                }
-            ),
-            hide_index=True,
-        )
+            similar = rr.rows_like(store, picked)
+        st.dataframe(pd.DataFrame(rr.similar_table(similar, rows)), hide_index=True)
 
 st.page_link(
     "app_pages/transform.py",

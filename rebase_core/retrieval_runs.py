@@ -1,0 +1,241 @@
+"""A task's retrieval runs as the Retrieve page works with them: make one (retrieve, then record
+it in the workspace) and browse it (its label, dataset facets, filters, the table of its rows, the
+detail of one row and the rows like it).
+
+Plain records in, plain records out: the page turns `row_table` into a table widget.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from rebase_core.errors import InputError
+from rebase_core.retrieval import RetrievalOptions, retrieve, similar_rows
+from rebase_core.types import ProgressFn, ScoredRow, no_progress
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from rebase_core.datastore import Datastore
+    from rebase_core.embed import Embedder
+    from rebase_core.workspace import RetrievalRun, RetrievedRow, TaskRecord, Workspace
+
+SHOW = ("all", "kept", "dropped")
+_TOLERANCE = 1e-9  # the score slider's ends are rounded; a row on an end stays in
+
+
+def run_retrieval(
+    ws: Workspace,
+    record: TaskRecord,
+    store: Datastore,
+    embedder: Embedder,
+    options: RetrievalOptions,
+    *,
+    on_progress: ProgressFn = no_progress,
+) -> RetrievalRun:
+    """Retrieve rows for the task and save them as a new run (every row kept at first)."""
+    result = retrieve(store, record.task, embedder, options, on_progress=on_progress)
+    run_id = ws.save_retrieval(
+        record,
+        str(store.path),
+        asdict(options),
+        result.method,
+        result.seconds,
+        result.rows,
+        result.row_idxs,
+    )
+    return next(r for r in ws.retrieval_runs(record.id) if r.id == run_id)
+
+
+def run_label(run: RetrievalRun) -> str:
+    """How a run is named in a picker: id, time, sizes, method and duration."""
+    return (
+        f"#{run.id} · {run.created_at} · {run.n_rows:,} rows, {run.n_selected:,} selected "
+        f"· {run.method} {run.seconds:.2f} s"
+    )
+
+
+def version_note(run: RetrievalRun, task_version: int) -> str | None:
+    """A warning when the run used another version of the task than the current one."""
+    if run.task_version == task_version:
+        return None
+    return (
+        f"This run used task version {run.task_version}; the task is now at "
+        f"version {task_version}. Retrieve again to use the changes."
+    )
+
+
+def excluded_datasets(run: RetrievalRun, dataset_names: Sequence[str]) -> list[str]:
+    """The store's datasets that the run's own options excluded, in the store's order."""
+    named = set(run.options.get("exclude_datasets", []))
+    return [n for n in dataset_names if n and n in named]
+
+
+def dataset_counts(rows: Sequence[RetrievedRow]) -> list[tuple[str, int]]:
+    """(dataset, rows) for every dataset among the rows, most rows first."""
+    return Counter(r.row.dataset for r in rows).most_common()
+
+
+def sources_chart(counts: Sequence[tuple[str, int]], limit: int = 30) -> go.Figure:
+    """A horizontal bar per dataset (the `limit` largest, largest on top); a click on a bar
+    selects a point whose `y` is the dataset's name."""
+    import plotly.express as px
+
+    top = list(counts)[:limit]
+    figure = px.bar(
+        x=[n for _, n in top],
+        y=[d for d, _ in top],
+        orientation="h",
+        labels={"x": "rows", "y": ""},
+        height=max(220, 22 * len(top)),
+    )
+    figure.update_layout(yaxis={"autorange": "reversed"}, margin={"l": 0, "r": 0, "t": 10, "b": 0})
+    return figure
+
+
+def score_bounds(rows: Sequence[RetrievedRow]) -> tuple[float, float]:
+    """The lowest and highest score, as a range a slider can take (never empty)."""
+    if not rows:
+        return (0.0, 1.0)
+    scores = [r.row.score for r in rows]
+    lo = min(scores)
+    return (lo, max(max(scores), lo + 1e-6))
+
+
+@dataclass(frozen=True, slots=True)
+class RowFilter:
+    """What the user filters a run's rows by; the defaults keep every row."""
+
+    datasets: tuple[str, ...] = ()  # empty: every dataset
+    min_score: float = float("-inf")
+    max_score: float = float("inf")
+    query: str = ""  # words that must all appear in the row's cells (any case)
+    show: str = "all"  # all | kept | dropped
+
+    @property
+    def words(self) -> list[str]:
+        return self.query.split()
+
+
+def filter_rows(rows: Sequence[RetrievedRow], row_filter: RowFilter) -> list[RetrievedRow]:
+    """The rows that pass the filter, in their rank order."""
+    if row_filter.show not in SHOW:
+        raise InputError(f"show must be one of {', '.join(SHOW)}, got {row_filter.show!r}.")
+    datasets = set(row_filter.datasets)
+    words = [w.lower() for w in row_filter.words]
+    lo, hi = row_filter.min_score - _TOLERANCE, row_filter.max_score + _TOLERANCE
+    out = []
+    for r in rows:
+        if not lo <= r.row.score <= hi or (datasets and r.row.dataset not in datasets):
+            continue
+        if row_filter.show == "kept" and not r.selected:
+            continue
+        if row_filter.show == "dropped" and r.selected:
+            continue
+        if words:
+            text = " ".join(r.row.row.values()).lower()
+            if not all(w in text for w in words):
+                continue
+        out.append(r)
+    return out
+
+
+def row_table(rows: Sequence[RetrievedRow]) -> dict[str, list[Any]]:
+    """The run's table: column name -> values, in the order shown (columns even when empty)."""
+    return {
+        "keep": [r.selected for r in rows],
+        "rank": [r.rank for r in rows],
+        "dataset": [r.row.dataset for r in rows],
+        "score": [r.row.score for r in rows],
+        "input": [r.row.input_score for r in rows],
+        "output": [r.row.output_score for r in rows],
+        "dataset term": [r.row.dataset_score for r in rows],
+        "best input cell": [r.row.row.get(r.row.input_column, "") for r in rows],
+        "best output cell": [r.row.row.get(r.row.output_column, "") for r in rows],
+        "row": [f"{r.row.config}/{r.row.row_id}" for r in rows],
+    }
+
+
+def row_label(row: RetrievedRow) -> str:
+    """How a row is named in a picker: rank, dataset and score."""
+    return f"#{row.rank} · {row.row.dataset} · {row.row.score:.4f}"
+
+
+def score_terms(row: ScoredRow) -> list[tuple[str, float]]:
+    """(name, value) of the row's score and of its three terms, as the detail shows them."""
+    return [
+        ("Score", row.score),
+        ("Input", row.input_score),
+        ("Output", row.output_score),
+        ("Dataset", row.dataset_score),
+    ]
+
+
+def highlight(text: str, words: Sequence[str]) -> str:
+    """`text` as HTML (escaped), every occurrence of each word wrapped in <mark> (any case).
+
+    >>> highlight("A <b> cat; the Cat", ["cat"])
+    'A &lt;b&gt; <mark>cat</mark>; the <mark>Cat</mark>'
+    """
+    escaped = html.escape(text)
+    for word in words:
+        escaped = re.sub(
+            f"({re.escape(html.escape(word))})", r"<mark>\1</mark>", escaped, flags=re.IGNORECASE
+        )
+    return escaped
+
+
+_INPUT_COLOUR, _OUTPUT_COLOUR, _PLAIN_COLOUR = "#2f5bea", "#1a7f37", "#ddd"
+
+
+def cells_html(row: ScoredRow, words: Sequence[str] = ()) -> str:
+    """The row's cells as HTML blocks: the best input and output matches marked and coloured,
+    the search words highlighted."""
+    blocks = []
+    for column, text in row.row.items():
+        tags = []
+        if column == row.input_column:
+            tags.append(f"<span style='color:{_INPUT_COLOUR}'>best input match</span>")
+        if column == row.output_column:
+            tags.append(f"<span style='color:{_OUTPUT_COLOUR}'>best output match</span>")
+        border = (
+            _INPUT_COLOUR
+            if column == row.input_column
+            else (_OUTPUT_COLOUR if column == row.output_column else _PLAIN_COLOUR)
+        )
+        blocks.append(
+            f"<div style='border-left:4px solid {border};padding:4px 10px;margin:6px 0'>"
+            f"<b>{html.escape(column)}</b> {' · '.join(tags)}<br>"
+            f"<span style='white-space:pre-wrap'>{highlight(text, words)}</span></div>"
+        )
+    return "".join(blocks)
+
+
+def rows_like(store: Datastore, row: ScoredRow, top_k: int = 10) -> list[ScoredRow]:
+    """The store's rows most like `row` (by its cells), best first."""
+    row_idx = store.find_row(row.dataset, row.config, row.row_id)
+    if row_idx is None:
+        raise InputError(
+            f"Row {row.config}/{row.row_id} of {row.dataset} is not in the datastore any more "
+            "(was it rebuilt?); retrieve again to browse its current rows."
+        )
+    return list(similar_rows(store, row_idx, RetrievalOptions(top_k=top_k)).rows)
+
+
+def similar_table(
+    similar: Sequence[ScoredRow], run: Sequence[RetrievedRow]
+) -> dict[str, list[Any]]:
+    """The table of rows like a row: column name -> values; `in this run` marks those the run
+    retrieved too."""
+    in_run = {r.row.key for r in run}
+    return {
+        "dataset": [r.dataset for r in similar],
+        "similarity": [r.input_score for r in similar],
+        "best cell": [r.row.get(r.input_column, "") for r in similar],
+        "in this run": [r.key in in_run for r in similar],
+    }

@@ -1,0 +1,123 @@
+"""Making and browsing a retrieval run: recorded in the workspace, filtered, tabled, detailed."""
+
+import doctest
+import json
+
+import pytest
+
+import rebase_core.retrieval_runs as rr
+from rebase_core.datastore import build_datastore, open_datastore
+from rebase_core.embed import HashingEmbedder
+from rebase_core.errors import InputError
+from rebase_core.retrieval import RetrievalOptions
+from rebase_core.types import Example, ScoredRow, Task
+from rebase_core.workspace import RetrievedRow, Workspace
+
+TOPICS = {
+    "animals": ["The cat sat on the mat", "A dog chased the ball", "The cat chased a bird"],
+    "finance": ["Stocks fell sharply today", "The bank raised interest rates"],
+}
+
+
+@pytest.fixture
+def made(tmp_path, settings):
+    """A small store, a task and one retrieval run of it, recorded in a workspace."""
+    sources = []
+    for topic, sentences in TOPICS.items():
+        folder = tmp_path / "src" / topic
+        folder.mkdir(parents=True)
+        rows = [{"text": s, "label": topic} for s in sentences]
+        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / "description.txt").write_text(f"Sentences about {topic}.")
+        sources.append(str(folder))
+    build_datastore(settings.default_store, sources, settings, embedder=HashingEmbedder())
+    store = open_datastore(settings.default_store, settings)
+    ws = Workspace(tmp_path / "ws.sqlite")
+    record = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
+    options = RetrievalOptions(top_k=10, exclude_datasets=("finance",))
+    run = rr.run_retrieval(ws, record, store, HashingEmbedder(), options)
+    yield ws, record, store, run
+    store.close()
+
+
+def _row(dataset, score, cells, row_id="1"):
+    return ScoredRow(
+        dataset, "default", row_id, score, score, score, 0.5, "text", "label", "", cells
+    )
+
+
+ROWS = [
+    RetrievedRow(0, _row("animals", 0.9, {"text": "The Cat sat", "label": "cat"}, "a"), True),
+    RetrievedRow(1, _row("animals", 0.6, {"text": "A dog ran", "label": "dog"}, "b"), False),
+    RetrievedRow(2, _row("finance", 0.3, {"text": "The bank", "label": "money"}, "c"), True),
+]
+
+
+def test_a_run_is_recorded_with_its_options_and_every_row_kept(made):
+    ws, record, store, run = made
+    assert [r.id for r in ws.retrieval_runs(record.id)] == [run.id]
+    assert run.n_rows == run.n_selected == 3  # finance excluded by the options
+    assert run.options["exclude_datasets"] == ["finance"]
+    assert run.store == str(store.path)
+    assert rr.excluded_datasets(run, store.dataset_names) == ["finance"]
+    assert rr.run_label(run).startswith(f"#{run.id} · ") and "3 rows, 3 selected" in rr.run_label(
+        run
+    )
+    assert rr.version_note(run, record.version) is None
+    assert "task version 1" in rr.version_note(run, record.version + 1)
+
+
+def test_rows_like_a_row_come_from_the_store_and_are_marked_when_in_the_run(made):
+    ws, _, store, run = made
+    rows = ws.retrieved_rows(run.id)
+    similar = rr.rows_like(store, rows[0].row, top_k=4)
+    assert similar and rows[0].row.key not in {r.key for r in similar}
+    table = rr.similar_table(similar, rows)
+    assert list(table) == ["dataset", "similarity", "best cell", "in this run"]
+    assert table["in this run"] == [r.dataset == "animals" for r in similar]
+    gone = _row("animals", 0.1, {"text": "x"}, row_id="nope")
+    with pytest.raises(InputError, match="not in the datastore any more"):
+        rr.rows_like(store, gone)
+
+
+def test_filters_combine_datasets_scores_words_and_kept_state():
+    assert rr.filter_rows(ROWS, rr.RowFilter()) == ROWS
+    assert [r.rank for r in rr.filter_rows(ROWS, rr.RowFilter(datasets=("finance",)))] == [2]
+    assert [r.rank for r in rr.filter_rows(ROWS, rr.RowFilter(min_score=0.6))] == [0, 1]
+    assert [r.rank for r in rr.filter_rows(ROWS, rr.RowFilter(query="the CAT"))] == [0]
+    assert [r.rank for r in rr.filter_rows(ROWS, rr.RowFilter(query="cat dog"))] == []
+    assert [r.rank for r in rr.filter_rows(ROWS, rr.RowFilter(show="kept"))] == [0, 2]
+    assert [r.rank for r in rr.filter_rows(ROWS, rr.RowFilter(show="dropped"))] == [1]
+    with pytest.raises(InputError, match="show must be one of"):
+        rr.filter_rows(ROWS, rr.RowFilter(show="some"))
+
+
+def test_facets_bounds_and_table_columns():
+    assert rr.dataset_counts(ROWS) == [("animals", 2), ("finance", 1)]
+    assert rr.score_bounds(ROWS) == (0.3, 0.9)
+    assert rr.score_bounds([]) == (0.0, 1.0)
+    table = rr.row_table(ROWS)
+    assert table["rank"] == [0, 1, 2] and table["keep"] == [True, False, True]
+    assert table["best input cell"][0] == "The Cat sat" and table["row"][2] == "default/c"
+    assert list(rr.row_table([])) == list(table)  # the columns stay when nothing is shown
+    assert rr.row_label(ROWS[0]) == "#0 · animals · 0.9000"
+    assert [name for name, _ in rr.score_terms(ROWS[0].row)] == [
+        "Score",
+        "Input",
+        "Output",
+        "Dataset",
+    ]
+    figure = rr.sources_chart(rr.dataset_counts(ROWS))
+    assert list(figure.data[0].y) == ["animals", "finance"]
+
+
+def test_row_detail_marks_best_cells_and_highlights_words_escaped():
+    row = _row("d", 0.5, {"text": "a <cat>", "label": "cat"})
+    shown = rr.cells_html(row, ["cat"])
+    assert "best input match" in shown and "best output match" in shown
+    assert "a &lt;<mark>cat</mark>&gt;" in shown and "<cat>" not in shown
+
+
+def test_docstring_examples():
+    result = doctest.testmod(rr)
+    assert result.attempted > 0 and result.failed == 0
