@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
-import shutil
-from collections import Counter
 
 import streamlit as st
 
 import ui
+from rebase_core import export_options as eo
 from rebase_core.evaluate import ORIGIN_LABELS
-from rebase_core.export import FORMATS, dataset_card, export_download, export_model, export_pairs
-from rebase_core.export import push_to_hub as push
+from rebase_core.export import (
+    FORMATS,
+    dataset_card,
+    export_download,
+    model_zip,
+    push_pairs_to_hub,
+    push_to_hub,
+)
 from rebase_core.finetune import DEFAULT_STATUSES, list_runs, slugify
 from rebase_core.task import task_from_dict
-from rebase_core.types import PAIR_ORIGINS, PAIR_STATUSES, Pair
+from rebase_core.types import PAIR_STATUSES, Pair
 
 settings = ui.get_settings()
 st.title("Export")
@@ -22,20 +27,7 @@ record = ui.need_task()
 task = record.task
 ws = ui.get_workspace()
 all_pairs = ws.pairs(task_id=record.id)
-done_runs = [r for r in list_runs(settings) if r.status == "done"]
-
-MIME = {
-    "jsonl": "application/jsonl",
-    "parquet": "application/vnd.apache.parquet",
-    "csv": "text/csv",
-    "datasets": "application/zip",
-}
-FORMAT_NAMES = {
-    "jsonl": "JSONL",
-    "parquet": "Parquet",
-    "csv": "CSV",
-    "datasets": "datasets folder (zip)",
-}
+done_runs = eo.finished_runs(list_runs(settings), task.name)
 
 
 @st.cache_resource(show_spinner=False)
@@ -68,33 +60,30 @@ if not all_pairs:
         icon=":material/auto_fix_high:",
     )
 else:
-    by_origin = Counter(p.origin for p in all_pairs)
-    by_status = Counter(p.status for p in all_pairs)
-    present = [o for o in PAIR_ORIGINS if by_origin[o]]
-    present += sorted(set(by_origin) - set(PAIR_ORIGINS))
+    counts = eo.pair_counts(all_pairs)
     c1, c2 = st.columns(2)
     statuses = c1.multiselect(
         "Statuses",
         list(PAIR_STATUSES),
         default=list(DEFAULT_STATUSES),
-        format_func=lambda s: f"{s} ({by_status[s]:,})",
+        format_func=lambda s: f"{s} ({counts.by_status[s]:,})",
         key="ex_statuses",
     )
     origins = c2.multiselect(
         "Origins",
-        present,
-        default=present,
-        format_func=lambda o: f"{ORIGIN_LABELS.get(o, o)} ({by_origin[o]:,})",
+        list(counts.origins),
+        default=list(counts.origins),
+        format_func=lambda o: f"{ORIGIN_LABELS.get(o, o)} ({counts.by_origin[o]:,})",
         key="ex_origins",
     )
-    chosen = [p for p in all_pairs if p.status in statuses and p.origin in origins]
+    chosen = eo.select_pairs(all_pairs, statuses, origins)
     f1, f2 = st.columns([2, 3])
     fmt = (
         f1.segmented_control(
             "Format",
             list(FORMATS),
             default="jsonl",
-            format_func=FORMAT_NAMES.get,
+            format_func=lambda f: eo.FORMAT_LABELS[f],
             key="ex_fmt",
             bind="query-params",
         )
@@ -113,9 +102,9 @@ else:
             "(as README.md); check the source licenses before you share the data."
         )
         with st.container(border=True, height=420):
-            _, front, body = card.split("---", 2) if card.startswith("---") else ("", "", card)
+            front, body = eo.split_card(card)
             if front:
-                st.code(front.strip(), language="yaml")
+                st.code(front, language="yaml")
             st.markdown(body)
         with ui.shown_errors(stop=False):
             name, data = _download(
@@ -127,10 +116,10 @@ else:
             )
             d1, d2 = st.columns(2)
             d1.download_button(
-                f"Download {len(chosen):,} pairs ({FORMAT_NAMES[fmt]})",
+                f"Download {len(chosen):,} pairs ({eo.FORMAT_LABELS[fmt]})",
                 data,
                 file_name=name,
-                mime=MIME[fmt],
+                mime=eo.FORMAT_MIME[fmt],
                 type="primary",
                 icon=":material/download:",
                 key="ex_download",
@@ -154,37 +143,17 @@ if not done_runs:
         "app_pages/finetune.py", label="Go to the Fine-tune page", icon=":material/model_training:"
     )
 else:
-    ordered = sorted(done_runs, key=lambda r: r.task_name != task.name)  # this task's first
-    run_name = st.selectbox(
-        "Run",
-        [r.name for r in ordered],
-        format_func=lambda n: next(
-            f"{r.name} · {r.task_name} · {ORIGIN_LABELS.get(r.origin, r.origin)} · "
-            f"{r.n_train:,} pairs"
-            for r in ordered
-            if r.name == n
-        ),
-        key="ex_run",
-    )
-    run = next(r for r in ordered if r.name == run_name)
-    model_dir = run.path / "model"
-    size = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
-    kind = "LoRA adapter" if (model_dir / "adapter_config.json").exists() else "full model"
+    labels = {r.name: eo.run_label(r) for r in done_runs}
+    run_name = st.selectbox("Run", list(labels), format_func=lambda n: labels[n], key="ex_run")
+    run = next(r for r in done_runs if r.name == run_name)
     st.caption(
-        f"{kind}, {size / 1e6:,.1f} MB, with its model card, run.json and loss log. On disk: "
-        f"`{model_dir}`"
+        f"{eo.model_summary(run.path / 'model')}, with its model card, run.json and loss log. "
+        f"On disk: `{run.path / 'model'}`"
     )
-
-    def _model_zip() -> bytes:
-        # Made when the button is pressed (a full model zips for a while and weighs ~0.5 GB).
-        out = settings.home / "exports" / f"{run.name}.zip"
-        if not out.exists() or out.stat().st_mtime < model_dir.stat().st_mtime:
-            export_model(run.path, out)
-        return out.read_bytes()
-
     st.download_button(
         f"Download {run.name}.zip",
-        _model_zip,
+        # Made when the button is pressed (a full model zips for a while and weighs ~0.5 GB).
+        lambda: model_zip(run.path, settings.home / "exports" / f"{run.name}.zip").read_bytes(),
         file_name=f"{run.name}.zip",
         mime="application/zip",
         icon=":material/download:",
@@ -200,16 +169,14 @@ if not token:
         ":red[●] HF_TOKEN is not set: set a write token in the environment or in "
         "`.streamlit/secrets.toml` to push."
     )
-targets = {}
-if chosen:
-    targets["pairs"] = f"the {len(chosen):,} curated pairs ({FORMAT_NAMES[fmt]})"
-for r in done_runs:
-    targets[f"run:{r.name}"] = f"the model of run {r.name}"
+targets = eo.hub_targets(len(chosen), fmt, done_runs)
 if not targets:
     st.caption("Nothing to push yet.")
 else:
     with st.form("ex_hub"):
-        what = st.selectbox("What", list(targets), format_func=targets.get, key="ex_hub_what")
+        what = st.selectbox(
+            "What", list(targets), format_func=lambda t: targets[t], key="ex_hub_what"
+        )
         h1, h2 = st.columns([3, 1])
         repo_id = h1.text_input(
             "Repository id", key="ex_repo", placeholder="your-name/" + slugify(task.name)
@@ -225,9 +192,18 @@ else:
             with st.spinner("Uploading…"), ui.shown_errors(stop=False):
                 if what == "pairs":
                     folder = settings.home / "exports" / "hub" / slugify(repo_id)
-                    shutil.rmtree(folder, ignore_errors=True)  # only this export's files go up
-                    export_pairs(chosen, folder, fmt, task=task, licenses=licenses, title=title)
+                    url = push_pairs_to_hub(
+                        chosen,
+                        folder,
+                        repo_id.strip(),
+                        token,
+                        fmt=fmt,
+                        task=task,
+                        licenses=licenses,
+                        title=title,
+                        private=private,
+                    )
                 else:
-                    folder = settings.runs_dir / what.removeprefix("run:") / "model"
-                url = push(folder, repo_id.strip(), token, private=private)
+                    model_dir = settings.runs_dir / what.removeprefix("run:") / "model"
+                    url = push_to_hub(model_dir, repo_id.strip(), token, private=private)
                 st.success(f"Pushed to {url}", icon=":material/cloud_done:")

@@ -327,6 +327,39 @@ def export_model(run_dir: Path, out_zip: Path) -> Path:
     return out_zip
 
 
+def model_zip(run_dir: Path, out_zip: Path) -> Path:
+    """`export_model`, unless `out_zip` is already newer than the run's model (a full model
+    zips for a while and weighs ~0.5 GB)."""
+    out_zip = Path(out_zip)
+    model_dir = Path(run_dir) / "model"
+    fresh = out_zip.exists() and model_dir.exists()
+    if fresh and out_zip.stat().st_mtime >= model_dir.stat().st_mtime:
+        return out_zip
+    return export_model(run_dir, out_zip)
+
+
+def push_pairs_to_hub(
+    pairs: Sequence[Pair],
+    folder: Path,
+    repo_id: str,
+    token: str | None,
+    *,
+    fmt: str = "jsonl",
+    task: Task | None = None,
+    licenses: Mapping[str, str] | None = None,
+    title: str | None = None,
+    private: bool = True,
+) -> str:
+    """Export the pairs into `folder` (emptied first, so only this export's files go up) and push
+    it to the Hub as a dataset repository; returns its URL."""
+    import shutil
+
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    export_pairs(pairs, folder, fmt, task=task, licenses=licenses, title=title)
+    return push_to_hub(folder, repo_id, token, private=private, repo_type="dataset")
+
+
 def push_to_hub(
     folder: Path,
     repo_id: str,

@@ -1,13 +1,26 @@
 """Export round trips, the dataset card, the model zip and the Hub push's offline error."""
 
 import json
+import os
 import zipfile
+from pathlib import Path
 
 import pytest
 
+from rebase_core import export_options as eo
 from rebase_core.cli import main
 from rebase_core.errors import InputError, OfflineError
-from rebase_core.export import FORMATS, export_model, export_pairs, push_to_hub, read_pairs
+from rebase_core.export import (
+    FORMATS,
+    dataset_card,
+    export_model,
+    export_pairs,
+    model_zip,
+    push_pairs_to_hub,
+    push_to_hub,
+    read_pairs,
+)
+from rebase_core.finetune import RunInfo
 from rebase_core.types import Example, Pair, PairSource, Task
 
 TASK = Task(
@@ -136,3 +149,73 @@ def test_cli_export_formats_and_exit_codes(tmp_path, capsys):
     assert main(["export", "--run", str(tmp_path), "--out", str(tmp_path / "m.zip")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(e.startswith("error: ") for e in errors)
+
+
+def _run(name, task_name, status="done", origins=None):
+    return RunInfo(
+        name=name,
+        path=Path("/runs") / name,
+        status=status,
+        task_name=task_name,
+        config={},
+        n_train=12,
+        origins=origins or {"rebase": 12},
+        global_step=1,
+        max_steps=1,
+        last_loss=None,
+        started_at="",
+    )
+
+
+def test_the_pairs_to_export_are_counted_and_chosen_by_status_and_origin():
+    counts = eo.pair_counts([*PAIRS, Pair(id="x", input="a", output="b", origin="other")])
+    assert counts.by_status["accepted"] == 1 and counts.by_origin["rebase"] == 2
+    assert counts.origins == ("rebase", "direct", "other")  # known ones in flow order first
+    assert [p.id for p in eo.select_pairs(PAIRS, ["accepted", "pending"], ["rebase"])] == ["r1"]
+    assert eo.select_pairs(PAIRS, [], ["rebase"]) == []
+    assert set(eo.FORMAT_LABELS) == set(eo.FORMAT_MIME) == set(FORMATS)
+
+
+def test_a_card_splits_into_its_front_matter_and_body():
+    front, body = eo.split_card(dataset_card(PAIRS, task=TASK))
+    assert front.startswith("license:") and "---" not in front
+    assert body.lstrip().startswith("# claim-check")
+    assert eo.split_card("# no front matter") == ("", "# no front matter")
+
+
+def test_finished_runs_put_the_tasks_first_and_name_their_hub_targets(tmp_path):
+    runs = [_run("a", "other"), _run("b", "claim-check"), _run("c", "claim-check", "failed")]
+    done = eo.finished_runs(runs, "claim-check")
+    assert [r.name for r in done] == ["b", "a"]
+    assert eo.run_label(done[0]) == "b · claim-check · ReBase · 12 pairs"
+    assert eo.hub_targets(3, "csv", done) == {
+        "pairs": "the 3 curated pairs (CSV)",
+        "run:b": "the model of run b",
+        "run:a": "the model of run a",
+    }
+    assert eo.hub_targets(0, "csv", []) == {}
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "adapter_config.json").write_text("{}")
+    (model / "weights").write_bytes(b"\0" * 2_000_000)
+    assert eo.model_summary(model) == "LoRA adapter, 2.0 MB"
+
+
+def test_model_zip_is_made_once_until_the_model_changes(tmp_path):
+    run = tmp_path / "run-1"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text("{}")
+    out = model_zip(run, tmp_path / "dl" / "run-1.zip")
+    made = out.stat().st_mtime_ns
+    assert model_zip(run, out).stat().st_mtime_ns == made  # up to date: not zipped again
+    os.utime(run / "model", ns=(made + 10**9, made + 10**9))
+    assert model_zip(run, out).stat().st_mtime_ns > made
+
+
+def test_pushing_pairs_exports_them_alone_into_the_folder_first(tmp_path):
+    folder = tmp_path / "hub" / "me-pairs"
+    folder.mkdir(parents=True)
+    (folder / "stale.txt").write_text("from an earlier push")
+    with pytest.raises(OfflineError, match="HF_HUB_OFFLINE"):  # conftest: the Hub is off
+        push_pairs_to_hub(PAIRS, folder, "me/pairs", "hf_dummy", fmt="jsonl", task=TASK)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "pairs.jsonl"]
