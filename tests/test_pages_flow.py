@@ -146,3 +146,71 @@ def test_datastore_page_adds_a_local_source_in_the_background(home, tmp_path):
 
     store = open_datastore(Settings(home=home).default_store, Settings(home=home, embedder="hash"))
     assert "weather" in [d.name for d in store.datasets()] and store.n_rows == 11
+
+
+def test_retrieve_page_row_detail_keeps_and_finds_rows_like_it(home):
+    from rebase_core.types import Example, Task
+
+    ws = Workspace(home / "workspace.sqlite")
+    rec = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
+    ws.set_value("current_task", rec.id)
+    at = _app().run()
+    at.switch_page("app_pages/retrieve.py").run()
+    next(b for b in at.get("form_submit_button") if b.label == "Retrieve").click().run()
+    run = ws.retrieval_runs(rec.id)[0]
+    assert "best input match" in at.get("html")[0].proto.body
+    # Dropping the shown row from its detail, then showing only the dropped rows.
+    next(t for t in at.toggle if t.label == "Keep for transformation").set_value(False).run()
+    assert ws.retrieval_runs(rec.id)[0].n_selected == run.n_rows - 1
+    at.segmented_control(key="rv_show").set_value("dropped").run()
+    assert not at.exception
+    assert any(c.value.startswith("Showing 1 of 10 rows") for c in at.caption)
+    next(b for b in at.button if b.label == "More like this row").click().run()
+    assert not at.exception, at.exception
+    similar = at.dataframe[-1].value
+    assert list(similar.columns) == ["dataset", "similarity", "best cell", "in this run"]
+    assert similar["in this run"].all()  # a 10-row store: every row is in the run
+
+
+def test_datastore_page_filters_datasets_by_name_and_lists_configs(home):
+    at = _app().run()
+    at.switch_page("app_pages/datastore.py").run()
+    at.text_input(key="ds_query").input("finance").run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["dataset"]) == ["finance"]
+    at.toggle(key="ds_semantic").set_value(True).run()
+    assert not at.exception
+    assert "similarity" in at.dataframe[0].value.columns
+    at.toggle(key="ds_only_skipped").set_value(True).run()
+    assert not at.exception
+
+
+def test_export_page_offers_the_chosen_pairs_and_their_card(home):
+    from rebase_core.types import Example, Pair, Task
+
+    ws = Workspace(home / "workspace.sqlite")
+    rec = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
+    ws.set_value("current_task", rec.id)
+    run = ws.create_pair_run(rec.id, "direct", llm="fake")
+    pairs = [
+        Pair(id="p1", input="A cow", output="cow", origin="direct", status="accepted"),
+        Pair(id="p2", input="A hen", output="hen", origin="direct", status="pending"),
+    ]
+    ws.add_pairs(run, rec.id, pairs)
+    at = _app().run()
+    at.switch_page("app_pages/export.py").run()
+    assert not at.exception, at.exception
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download 1 pairs (JSONL)" in labels  # accepted and edited by default
+    assert "license:" in at.code[0].value
+    at.multiselect(key="ex_statuses").select("pending").run()
+    assert "Download 2 pairs (JSONL)" in [b.label for b in at.get("download_button")]
+    assert next(s for s in at.selectbox if s.label == "What").value == "pairs"
+
+
+def test_home_page_points_at_the_first_step_not_done(home):
+    at = _app().run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert "done" in captions  # the datastore of the fixture is built
+    assert captions.count("to do") == 7
