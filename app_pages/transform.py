@@ -96,12 +96,14 @@ transform_mode = (
     or "auto"
 )
 c1, c2, c3, c4 = st.columns(4)
+speed = runs.call_speed(settings, choice.spec)
 limit = c1.number_input(
     "Rows to transform",
     1,
     max(1, len(kept)),
-    min(len(kept), 200) or 1,
-    help="The best-scored kept rows first.",
+    runs.default_row_count(len(kept), speed),
+    help="The best-scored kept rows first. The default keeps a rewrite of every row under "
+    "about 10 minutes at the LLM's measured speed (planned rows cost no call).",
 )
 llm_filter = c2.toggle("LLM yes/no filter (a second call per pair)", key="tf_filter")
 dedup = c3.toggle("Drop duplicate inputs", value=True, key="tf_dedup")
@@ -183,9 +185,16 @@ with ui.shown_errors(stop=False):
         if estimate.cost_usd is None
         else f"about ${estimate.cost_usd:.2f} (at most ${estimate.max_cost_usd:.2f})"
     )
+    paid = estimate.requests - estimate.cached
+    eta = (
+        f", about {ui.fmt_seconds(paid * speed.seconds)} ({speed.seconds:.1f} s a call, "
+        f"from {speed.source})"
+        if speed is not None
+        else ", time unknown until a first run with this LLM"
+    )
     st.caption(
         f"Estimate: {estimate.requests} calls ({estimate.cached} cached), "
-        f"~{estimate.input_tokens:,} input tokens, {cost}."
+        f"~{estimate.input_tokens:,} input tokens, {cost}{eta}."
     )
 
 plans_ui.render(

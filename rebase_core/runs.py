@@ -190,6 +190,51 @@ def pair_sink(settings: Settings, task_id: int, pair_run: int) -> Iterator[PairS
         ws.close()
 
 
+# Seconds per LLM call measured on the 2-core reference machine (1 thread), for an estimate
+# before this workspace has a finished run of its own with that LLM.
+MEASURED_SECONDS_PER_CALL = {
+    "local:qwen2.5-coder-1.5b-instruct": 23.0,  # 2.6 rows/min, a transform run (issue 16)
+    "local:smollm2-135m-instruct": 0.5,  # 1.2-3.1 SELF-GUIDE calls/s
+}
+PAIR_JOB_KINDS = ("transform", "synthesize")
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpeed:
+    """How long one LLM call takes, and where the figure comes from."""
+
+    seconds: float
+    source: str  # "your last runs" | "this machine's benchmark"
+
+
+def call_speed(settings: Settings, llm_spec: str, *, recent: int = 5) -> CallSpeed | None:
+    """Seconds per paid LLM call: the median over this workspace's last finished pair runs with
+    this LLM (wall time ÷ paid calls), else the figure measured for it here, else None."""
+    rates = []
+    for kind in PAIR_JOB_KINDS:
+        for job in jobs.list_jobs(settings, kind=kind):
+            paid = int(job.result.get("paid_calls") or 0)
+            if job.state != "done" or job.params.get("llm") != llm_spec or paid <= 0:
+                continue
+            if job.started_at and job.finished_at:
+                rates.append((job.finished_at, (job.finished_at - job.started_at) / paid))
+    if rates:
+        newest = sorted(r for _, r in sorted(rates, reverse=True)[:recent])
+        return CallSpeed(newest[len(newest) // 2], "your last runs")
+    if llm_spec in MEASURED_SECONDS_PER_CALL:
+        return CallSpeed(MEASURED_SECONDS_PER_CALL[llm_spec], "this machine's benchmark")
+    return None
+
+
+def default_row_count(kept: int, speed: CallSpeed | None, *, budget_s: float = 600.0) -> int:
+    """How many rows a transform should offer by default: all kept rows up to 200, fewer when
+    the LLM is slow enough that a rewrite of each would take over `budget_s` (10 minutes)."""
+    cap = 200
+    if speed is not None and speed.seconds > 0:
+        cap = min(cap, max(10, int(budget_s / speed.seconds)))
+    return max(1, min(kept, cap))
+
+
 def failure_summary(counts: Mapping[str, int]) -> str:
     """'parse: 2, duplicate: 1', or 'none'."""
     return ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none"

@@ -109,3 +109,26 @@ def test_a_failed_pair_run_resumes_from_its_own_spec(settings):
     assert ws.get_pair_run(run.id).job_id == again.id  # the run follows its newest job
     assert _wait(settings, again).state == "failed"
     assert runs.resume_job(settings, jobs.job_status(again.folder)).id != again.id
+
+
+def test_call_speed_comes_from_finished_runs_then_the_measured_table(settings):
+    assert runs.call_speed(settings, "fake") is None
+    measured = runs.call_speed(settings, "local:qwen2.5-coder-1.5b-instruct")
+    assert measured is not None and measured.source == "this machine's benchmark"
+    job = jobs.start_job(settings, "sleep", {"steps": 1, "step_s": 0.01, "llm": "fake"})
+    done = _wait(settings, job)
+    assert runs.call_speed(settings, "fake") is None  # a job without paid calls says nothing
+    jobs._update_status(done.folder, result={"paid_calls": 4}, started_at=100.0, finished_at=120.0)
+    # Only pair-making jobs count: make this one look like a transform of the same LLM.
+    spec = (done.folder / "spec.json").read_text().replace('"kind": "sleep"', '"kind": "transform"')
+    (done.folder / "spec.json").write_text(spec)
+    speed = runs.call_speed(settings, "fake")
+    assert speed == runs.CallSpeed(5.0, "your last runs")
+
+
+def test_default_row_count_fits_a_slow_llm_in_ten_minutes():
+    slow = runs.CallSpeed(23.0, "x")
+    assert runs.default_row_count(3000, slow) == 26
+    assert runs.default_row_count(3000, None) == 200
+    assert runs.default_row_count(5, slow) == 5
+    assert runs.default_row_count(3000, runs.CallSpeed(600.0, "x")) == 10
