@@ -8,19 +8,17 @@ import streamlit as st
 
 import curate_ui
 import plans_ui
+import transform_ui
 import ui
 from rebase_core import runs
 from rebase_core.errors import InputError
 from rebase_core.llm import ResponseCache
 from rebase_core.transform import (
-    DEFAULT_TEMPLATE,
     TRANSFORM_MODES,
     TransformConfig,
     TransformRun,
     estimate_transform,
-    prompt_version,
     row_key,
-    transform,
 )
 
 settings = ui.get_settings()
@@ -38,41 +36,7 @@ if not retrieval_runs:
     )
     st.stop()
 
-# ----------------------------------------------------------------------------- prompt
-saved_prompts = ws.prompts()
-if "tf_template" not in st.session_state:
-    current = ws.get_value("transform_template")
-    st.session_state["tf_template"] = current or DEFAULT_TEMPLATE
-with st.expander(f"Prompt · version `{prompt_version(st.session_state['tf_template'])}`"):
-    st.caption(
-        "Placeholders: `{instruction}`, `{examples}`, `{row}` (required), `{cot_note}` (the "
-        "step-by-step instruction when the examples reason) and `{task_note}` (your extra "
-        "instruction below). Every pair records the version of the prompt that made it."
-    )
-    template = st.text_area("Template", key="tf_template", height=320)
-    note = st.text_input(
-        "Extra instruction for this task (optional)",
-        key="tf_note",
-        placeholder="e.g. Keep the premise in English; write a full sentence.",
-    )
-    p1, p2, p3 = st.columns(3)
-    if p1.button("Save this version", icon=":material/save:"):
-        with ui.shown_errors(stop=False):
-            TransformConfig(template=template)
-            ws.save_prompt(prompt_version(template), template)
-            ws.set_value("transform_template", template)
-            st.toast(f"Saved prompt {prompt_version(template)}.")
-    if p2.button(
-        "Reset to the default",
-        on_click=lambda: st.session_state.update(tf_template=DEFAULT_TEMPLATE),
-    ):
-        pass
-    if saved_prompts:
-        versions = {p.version: p.template for p in saved_prompts}
-        chosen = p3.selectbox("Saved versions", list(versions), index=None, key="tf_version")
-        if chosen and st.button(f"Load {chosen}"):
-            st.session_state["tf_template"] = versions[chosen]
-            st.rerun()
+template, note = transform_ui.prompt_section(ws)
 
 # ----------------------------------------------------------------------------- source rows + config
 run_labels = {
@@ -207,37 +171,7 @@ plans_ui.render(
     limit=int(limit),
 )
 
-# ----------------------------------------------------------------------------- preview
-with st.expander("Preview on a few rows (nothing is saved)"):
-    n_preview = st.slider("Rows", 1, 5, 3, key="tf_preview_n")
-    if st.button("Run the preview", icon=":material/visibility:", disabled=llm is None):
-        bar = st.progress(0.0, text="Asking the LLM…")
-        with ui.shown_errors(stop=False):
-            preview = transform(
-                task,
-                rows[:n_preview],
-                llm,
-                config,
-                cache=ResponseCache(settings.llm_cache_db),
-                on_progress=ui.progress_for(bar),
-                plans=ws.applied_plans(record.id, task),
-            )
-            st.session_state["tf_preview"] = preview
-        bar.empty()
-    preview = st.session_state.get("tf_preview")
-    if preview is not None:
-        by_key = {row_key(r): r for r in rows}
-        for pair in preview.pairs:
-            src = by_key.get(str(pair.extra.get("key")))
-            a, b = st.columns(2)
-            a.json(dict(src.row) if src else {}, expanded=False)
-            b.markdown(
-                f"{plans_ui.made_by(pair)}\n\n**Input**\n\n{pair.input}\n\n"
-                f"**Output**\n\n{pair.output}"
-            )
-            st.divider()
-        for key, failure in preview.failures:
-            st.warning(f"{key.replace(chr(31), ' / ')}: {failure.reason} — {failure.detail}")
+transform_ui.preview_section(ws, settings, record, rows, llm, config)
 
 # ----------------------------------------------------------------------------- run
 if st.button(f"Transform {len(rows):,} rows", type="primary", icon=":material/auto_fix_high:"):
