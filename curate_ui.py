@@ -53,10 +53,15 @@ def render(
     if st.session_state.get("tf_pair_run") not in labels:  # a reload: the run curated last
         saved = curation.curated_run(ws, record.id)
         st.session_state["tf_pair_run"] = saved if saved in labels else pair_runs[0].id
-    run_id = st.selectbox("Pairs of run", list(labels), format_func=labels.get, key="tf_pair_run")
+    run_id = int(
+        st.selectbox(
+            "Pairs of run", list(labels), format_func=lambda i: labels[i], key="tf_pair_run"
+        )
+        or pair_runs[0].id
+    )
     if run_id != curation.curated_run(ws, record.id):
-        curation.set_curated_run(ws, record.id, int(run_id))
-    run = ws.get_pair_run(int(run_id))
+        curation.set_curated_run(ws, record.id, run_id)
+    run = ws.get_pair_run(run_id)
     _job_monitor(ws, settings, run)
     _queue(ws, settings, record, run, llm, config)
     _balance(ws, record, run)

@@ -23,6 +23,7 @@ from rebase_core.transform import (
     DROP,
     PLAN_USES,
     Plan,
+    PlannedRow,
     PlanRun,
     check_given,
     group_rows,
@@ -138,7 +139,7 @@ def _table(
             "Use",
             PLAN_USES,
             key=widget,
-            format_func=USE_NAMES.get,
+            format_func=lambda use: USE_NAMES.get(use, use),
             label_visibility="collapsed",
             on_change=_save_use,
             args=(ws, task_id, r.key, widget),
@@ -170,7 +171,7 @@ def _dataset_view(
             f"No plan for this dataset ({rec.reason or 'nothing fits'}): its rows are rewritten "
             "by the LLM. Write a plan below if its fields do fit the task."
         )
-        planned = [None] * len(samples)
+        planned: list[PlannedRow | None] = [None] * len(samples)
     else:
         check = check_given(task, plan, group).check
         assert check is not None  # check_given always checks

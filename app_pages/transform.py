@@ -43,8 +43,14 @@ run_labels = {
     r.id: f"#{r.id} · {r.n_selected:,} rows kept of {r.n_rows:,} · {r.created_at}"
     for r in retrieval_runs
 }
-retrieval_run = st.selectbox(
-    "Rows from retrieval run", list(run_labels), format_func=run_labels.get, key="tf_retrieval_run"
+retrieval_run = int(
+    st.selectbox(
+        "Rows from retrieval run",
+        list(run_labels),
+        format_func=lambda run_id: run_labels[run_id],
+        key="tf_retrieval_run",
+    )
+    or retrieval_runs[0].id
 )
 kept = ws.kept_rows(retrieval_run)
 transform_mode = (
@@ -166,7 +172,7 @@ plans_ui.render(
     settings=settings,
     record=record,
     rows=rows,
-    retrieval_run=int(retrieval_run),
+    retrieval_run=retrieval_run,
     choice=choice,
     limit=int(limit),
 )
@@ -177,7 +183,7 @@ transform_ui.preview_section(ws, settings, record, rows, llm, config)
 if st.button(f"Transform {len(rows):,} rows", type="primary", icon=":material/auto_fix_high:"):
     with ui.shown_errors():
         llm_ref = runs.LLMRef(choice.spec, choice.base_url or None)
-        spec = TransformRun(record.id, int(retrieval_run), llm_ref, config, limit=int(limit))
+        spec = TransformRun(record.id, retrieval_run, llm_ref, config, limit=int(limit))
         st.session_state["tf_pair_run"] = runs.start_pair_run(settings, ws, spec).id
     st.rerun()
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from rebase_core import jobs
 from rebase_core.errors import InputError, JobError
@@ -43,8 +43,11 @@ class RunSpec(Protocol):
 class PairRunSpec(RunSpec, Protocol):
     """A run that writes pairs into a workspace pair run."""
 
-    task_id: int
-    pair_run: int  # 0 until the run exists in the workspace
+    @property
+    def task_id(self) -> int: ...
+
+    @property
+    def pair_run(self) -> int: ...  # 0 until the run exists in the workspace
 
     @property
     def run_kind(self) -> str: ...  # the pair run's kind: transform | direct | self-guide
@@ -55,7 +58,7 @@ class PairRunSpec(RunSpec, Protocol):
     @property
     def prompt_version(self) -> str: ...
 
-    def for_run(self, pair_run: int) -> PairRunSpec: ...
+    def for_run(self, pair_run: int) -> Self: ...
 
 
 @dataclass(frozen=True, slots=True)
