@@ -1,5 +1,6 @@
 """Fine-tuning on a tiny random causal LM made here (no download), plus one slow real-model run."""
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -330,7 +331,12 @@ def test_train_job_handler_and_run_list(tiny_lm, tmp_path, settings):
     assert run.status == "done" and run.n_train == 8 and run.global_step == 2
     assert run.origin == "mixed" and run.origins == {"direct": 2, "rebase": 6}
     assert run.last_loss == ft.read_progress(run_dir)[-1]["loss"]
-    assert json.loads((run_dir / "run.json").read_text())["data_files"] == [str(data)]
+    card = json.loads((run_dir / "run.json").read_text())
+    assert card["data_files"] == [str(data)]
+    # The card keeps the run's spec: the run resumes from it once its job folder is gone.
+    spec = ft.TrainRun.from_run_card(run_dir)
+    assert spec == ft.TrainRun.from_params({**params, "out_dir": str(run_dir)})
+    assert spec.job_key() == f"train:{run_dir.name}"
 
 
 def test_a_run_whose_process_died_is_listed_as_interrupted(tmp_path, settings):
@@ -340,6 +346,217 @@ def test_a_run_whose_process_died_is_listed_as_interrupted(tmp_path, settings):
         json.dumps({"status": "running", "pid": 2**22 + 12345, "task": {"name": "t"}})
     )
     assert [r.status for r in ft.list_runs(settings)] == ["interrupted"]
+
+
+# ----------------------------------------------------------------------------- the job spec
+
+
+def _job_folder(settings, name, kind, key, params, state="done", created_at=1.0):
+    """A job folder as `jobs.start_job` writes it, without starting a process."""
+    folder = settings.jobs_dir / name
+    folder.mkdir(parents=True)
+    spec = {"kind": kind, "key": key, "params": params, "created_at": created_at}
+    (folder / "spec.json").write_text(json.dumps(spec))
+    (folder / "status.json").write_text(json.dumps({"state": state}))
+    return folder
+
+
+def test_train_run_round_trips_its_params_and_is_keyed_by_its_run_folder(tmp_path):
+    config = ft.TrainConfig(student="s", epochs=2.0, max_steps=7, threads=3)
+    spec = ft.TrainRun(
+        TASK,
+        (tmp_path / "a.jsonl", tmp_path / "b.jsonl"),
+        config,
+        tmp_path / "runs" / "r1",
+        statuses=("accepted",),
+        origins=("rebase",),
+    )
+    params = json.loads(json.dumps(spec.to_params()))  # what the job folder keeps
+    assert ft.TrainRun.from_params(params) == spec
+    assert params["config"] == dataclasses.asdict(config)  # the one schema, not a second one
+    assert spec.job_key() == "train:r1" == ft.train_job_key(tmp_path / "runs" / "r1")
+    every_status = dataclasses.replace(spec, statuses=None)
+    assert ft.TrainRun.from_params(every_status.to_params()).statuses is None
+
+    # Params of jobs started before the spec existed still parse: one data path, a partial
+    # config (threads from the settings), no statuses (the curated ones), no run folder.
+    old = {"task": TASK.to_dict(), "data": "/x/pairs.jsonl", "config": {"student": "s"}}
+    parsed = ft.TrainRun.from_params(old, threads=4)
+    assert parsed.data == (Path("/x/pairs.jsonl"),) and parsed.out_dir is None
+    assert parsed.statuses == ("accepted", "edited") and parsed.origins == ()
+    assert parsed.config == ft.TrainConfig(student="s", threads=4)
+    # Without a run folder the key still names one run: the same spec, the same key.
+    assert parsed.job_key() == ft.TrainRun.from_params(old, threads=4).job_key()
+    assert parsed.job_key() != dataclasses.replace(parsed, origins=("direct",)).job_key()
+    with pytest.raises(InputError, match="No training data"):
+        ft.TrainRun.from_params({"task": TASK.to_dict(), "data": []})
+
+
+def test_train_run_reads_only_its_statuses_and_origins(tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    records = [
+        dict(p.to_json_dict(), status="pending" if i == 0 else "accepted")
+        for i, p in enumerate(_pairs(8))
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    spec = ft.TrainRun(TASK, (data,), origins=("rebase",))
+    assert [p.id for p in spec.load_pairs()] == ["p1", "p2", "p3", "p5", "p6", "p7"]
+    everything = ft.TrainRun(TASK, (data,), statuses=None)
+    assert len(everything.load_pairs()) == 8
+
+
+def test_a_stopped_run_resumes_from_its_job_else_its_run_card(tmp_path, settings):
+    run_dir = settings.runs_dir / "sentiment-abc"
+    run_dir.mkdir(parents=True)
+    config = ft.TrainConfig(student="s", max_steps=30)
+    spec = ft.TrainRun(TASK, (tmp_path / "pairs.jsonl",), config, run_dir, ("accepted",))
+    card = {
+        "status": "cancelled",
+        "task": TASK.to_dict(),
+        "config": dataclasses.asdict(config),
+        "data": {"n_pairs": 8, "by_origin": {"rebase": 8}},
+        "max_steps": 30,
+    }
+    (run_dir / "run.json").write_text(json.dumps(card))
+    (run_dir / "progress.jsonl").write_text(
+        "".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in (1, 2, 3))
+    )
+    # A card without a spec or data files (a CLI run): nothing to resume from.
+    state = ft.run_state(settings, run_dir.name)
+    assert state.status == "cancelled" and state.resumable and state.resume is None
+    assert (state.step, state.expected_steps) == (3, 30)
+
+    # A card written before the spec was kept names its data files (and not the statuses).
+    (run_dir / "run.json").write_text(json.dumps({**card, "data_files": [str(spec.data[0])]}))
+    legacy = ft.run_state(settings, run_dir.name).resume
+    assert legacy == dataclasses.replace(spec, statuses=("accepted", "edited"))
+
+    (run_dir / "run.json").write_text(json.dumps({**card, "spec": spec.to_params()}))
+    assert ft.run_state(settings, run_dir.name).resume == spec
+
+    # The run's newest job wins over its card: its params are what launched it.
+    job_spec = dataclasses.replace(spec, origins=("rebase",))
+    _job_folder(settings, "j1", "train", "train:sentiment-abc", job_spec.to_params(), "cancelled")
+    state = ft.run_state(settings, run_dir.name)
+    assert state.job is not None and state.job.id == "j1" and state.resume == job_spec
+    # Resuming is starting that spec again: the same key, so the same run folder.
+    assert state.resume.job_key() == ft.train_job_key(run_dir)
+
+
+def test_run_state_of_a_running_job_without_a_run_card_yet(settings):
+    params = {
+        "task": TASK.to_dict(),
+        "data": ["/x.jsonl"],
+        "out_dir": str(settings.runs_dir / "new"),
+    }
+    folder = _job_folder(settings, "j2", "train", "train:new", params, state="running")
+    state = ft.run_state(settings, "new")
+    assert state.active and state.status == "running" and state.run is None
+    assert not state.resumable and state.resume is None and not state.stopping
+    (folder / "cancel").touch()
+    assert ft.run_state(settings, "new").stopping
+    (folder / "log.txt").write_text("".join(f"line {i}\n" for i in range(300)))
+    tail = ft.run_state(settings, "new").log_tail(max_lines=2)
+    assert tail == "line 298\nline 299"
+    # Its run is watchable before the run folder exists, and only under its task.
+    assert ft.train_attempts(settings, task_name="sentiment") == ["new"]
+    assert ft.train_attempts(settings, task_name="other") == []
+    assert ft.train_attempts(settings) == ["new"]
+    assert ft.run_state(settings, "nothing").status == "?"
+
+
+# ----------------------------------------------------------------------------- choosing the data
+
+
+def _mixed(n_rebase: int, n_direct: int) -> list[Pair]:
+    rebase = [Pair(f"r{i}", f"in {i}", "positive", "rebase", "accepted") for i in range(n_rebase)]
+    direct = [Pair(f"d{i}", f"di {i}", "negative", "direct", "accepted") for i in range(n_direct)]
+    return rebase + direct + [Pair("x", "in x", "positive", "rebase", "pending")]
+
+
+def test_pairs_are_counted_per_chosen_origin_and_steps_on_what_trains():
+    """The bug: with one origin chosen, the counts (and the dialog's steps) took every origin."""
+    pairs = _mixed(n_rebase=9, n_direct=8)
+    choice = ft.choose_pairs(pairs, ["rebase"], ["accepted"])
+    assert len(choice.pairs) == 9 and {p.origin for p in choice.pairs} == {"rebase"}
+    assert choice.by_status == {"pending": 1, "accepted": 9, "rejected": 0, "edited": 0}
+    assert choice.by_origin == {"rebase": 9, "direct": 8}  # within the chosen statuses
+    config = ft.TrainConfig()  # batch 2 x 4: 9 pairs are 5 batches, 2 steps; 17 would be 3
+    assert choice.steps(config) == 2 == ft.total_steps(9, config)
+    assert ft.choose_pairs(pairs, ["rebase", "direct"], ["accepted"]).steps(config) == 3
+    # Pairs finetune skips (an empty input or output) are not counted as steps either.
+    blank = [*pairs, Pair("b", " ", "positive", "rebase", "accepted")]
+    with_blank = ft.choose_pairs(blank, ["rebase"], ["accepted"])
+    assert len(with_blank.pairs) == 10 and len(with_blank.usable) == 9
+    assert with_blank.steps(config) == 2
+    assert ft.choose_pairs([], None, None).steps(config) == 0
+
+
+def test_default_choice_is_the_curated_rebase_pairs_else_every_origin():
+    pairs = [*_mixed(n_rebase=2, n_direct=3), Pair("m", "m", "x", "manual", "edited")]
+    choice = ft.choose_pairs(pairs)
+    assert choice.present_origins == ("rebase", "direct", "manual")
+    assert choice.origins == ("rebase",) and choice.statuses == ("accepted", "edited")
+    only_direct = ft.choose_pairs(_mixed(0, 3)[:-1])
+    assert only_direct.origins == ("direct",) and len(only_direct.pairs) == 3
+    # An origin no pair has (a stale choice) is dropped; an origin outside PAIR_ORIGINS is kept.
+    odd = [*pairs, Pair("o", "o", "x", "imported", "accepted")]
+    chosen = ft.choose_pairs(odd, ["gone", "imported"], ["accepted"])
+    assert chosen.origins == ("imported",) and [p.id for p in chosen.pairs] == ["o"]
+    assert chosen.present_origins[-1] == "imported"
+
+
+def test_plan_and_check_a_launch(settings, tmp_path):
+    pairs = _mixed(n_rebase=9, n_direct=8)
+    choice = ft.choose_pairs(pairs, ["rebase"], ["accepted"])
+    config = ft.TrainConfig(student="s")
+    plan = ft.plan_training(settings, TASK, choice, config)
+    assert plan.run_dir == ft.default_run_dir(settings, TASK, choice.pairs, config)
+    assert (plan.n_pairs, plan.steps, plan.by_origin) == (9, 2, {"rebase": 9})
+    assert plan.seconds is None and plan.existing == ""
+    plan.run_dir.mkdir(parents=True)
+    (plan.run_dir / "run.json").write_text(json.dumps({"status": "done"}))
+    assert ft.plan_training(settings, TASK, choice, config).existing == "done"
+
+    too_few = ft.choose_pairs(pairs[:1], ["rebase"], ["accepted"])
+    with pytest.raises(InputError, match="at least 2 pairs"):
+        ft.check_launch(settings, too_few, ft.TrainConfig())
+    with pytest.raises(InputError, match="neither"):
+        ft.check_launch(settings, choice, ft.TrainConfig(student=str(tmp_path / "no-model")))
+    ft.check_launch(settings, choice, ft.TrainConfig())  # the packaged student: checked later
+
+
+def test_config_options_give_every_field_a_label_and_the_form_each_option_once():
+    options = ft.TrainConfig(threads=3).options()
+    assert list(options) == [f.name for f in dataclasses.fields(ft.TrainConfig)]
+    assert all(o.label and o.help for o in options.values())
+    assert options["threads"].default == 3 and options["max_steps"].default_text == "all epochs"
+    grouped = [name for names in ft.FORM_GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(set(options) - {"student"})
+
+
+def test_run_rows_say_steps_and_metrics():
+    run = ft.RunInfo(
+        name="r",
+        path=Path("/runs/r"),
+        status="done",
+        task_name="t",
+        config={"student": "s", "per_device_batch": 2, "grad_accum": 4},
+        n_train=17,
+        origins={"rebase": 17},
+        global_step=3,
+        max_steps=0,
+        last_loss=0.5,
+        started_at="x",
+        metrics={
+            "a": {"test": "/x/nli.jsonl", "few_shot": True, "metric": "accuracy", "score": 0.6}
+        },
+    )
+    row = run.table_row()
+    assert row["steps"] == "3" and row["data"] == "rebase" and row["student"] == "s"
+    assert row["metrics"] == "nli few-shot accuracy 0.600"
+    assert run.expected_steps() == 3  # counted from the data and config
+    assert dataclasses.replace(run, max_steps=5).table_row()["steps"] == "3/5"
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -11,26 +11,40 @@ would be ~150 lines re-implementing that. We keep control where it matters: our 
 (the prompt is `format_prompt`, shared with evaluation; completion-only loss masks the prompt) and a
 callback that writes the progress file and turns `should_stop` into "save a checkpoint and stop".
 
-Modules: `config` (TrainConfig and defaults), `prompt` (prompt text and token features), `data`
-(training pairs and the run fingerprint), `student` (resolving and loading students), `runs` (run
-folders, cards and listing), `train` (the Trainer run). The job handler lives here: it needs both
-`runs` and `train`, and `train` already imports `runs`.
+Modules: `config` (TrainConfig, its form labels and defaults), `prompt` (prompt text and token
+features), `data` (choosing and reading training pairs, the run fingerprint), `student` (resolving
+and loading students), `runs` (run folders, cards and listing), `train` (the Trainer run), `jobs`
+(the job spec `TrainRun`, its handler, launching, watching and resuming a run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
-
 from rebase_core.finetune.config import (
     DEFAULT_STATUSES,
     DEFAULT_STUDENT,
+    FORM_GROUPS,
     MIN_TRAIN_PAIRS,
+    OptionInfo,
     TrainConfig,
     total_steps,
 )
-from rebase_core.finetune.data import load_training_pairs
+from rebase_core.finetune.data import PairChoice, choose_pairs, load_training_pairs
+from rebase_core.finetune.jobs import (
+    RESUMABLE_STATUSES,
+    RunState,
+    TrainPlan,
+    TrainRun,
+    check_launch,
+    latest_train_job,
+    plan_training,
+    request_stop,
+    resume_spec,
+    run_state,
+    run_train_job,
+    start_training,
+    train_attempts,
+    train_job_key,
+)
 from rebase_core.finetune.prompt import (
     COT_PREFIX,
     IGNORE_INDEX,
@@ -49,74 +63,61 @@ from rebase_core.finetune.runs import (
     model_card,
     read_progress,
     read_run_card,
+    run_info,
     slugify,
     task_from_param,
     write_run_card,
 )
 from rebase_core.finetune.student import Student, load_student, resolve_student
 from rebase_core.finetune.train import TrainResult, finetune
-from rebase_core.settings import Settings
 
 __all__ = [
     "COT_PREFIX",
     "DEFAULT_STATUSES",
     "DEFAULT_STUDENT",
+    "FORM_GROUPS",
     "IGNORE_INDEX",
     "MIN_TRAIN_PAIRS",
     "PROMPT_FORMAT",
+    "RESUMABLE_STATUSES",
+    "OptionInfo",
+    "PairChoice",
     "RunInfo",
+    "RunState",
     "Student",
     "TrainConfig",
+    "TrainPlan",
     "TrainResult",
+    "TrainRun",
     "build_features",
+    "check_launch",
+    "choose_pairs",
     "default_run_dir",
     "end_token",
     "estimate_seconds",
     "finetune",
     "format_completion",
     "format_prompt",
+    "latest_train_job",
     "list_runs",
     "load_student",
     "load_training_pairs",
     "model_card",
+    "plan_training",
     "prepare_tokenizer",
     "read_progress",
     "read_run_card",
+    "request_stop",
     "resolve_student",
+    "resume_spec",
+    "run_info",
+    "run_state",
     "run_train_job",
     "slugify",
+    "start_training",
     "task_from_param",
     "total_steps",
+    "train_attempts",
+    "train_job_key",
+    "write_run_card",
 ]
-
-
-def run_train_job(params: Mapping[str, Any], settings: Settings, ctx: Any) -> dict[str, Any]:
-    """Job handler: params `task` (path or object), `data` (path or paths), optional `statuses`,
-    `origins`, `config` (TrainConfig fields) and `out_dir`.
-
-    Without `out_dir` the run folder is named from the task and a hash of the inputs, so starting
-    the same job again resumes the same run.
-    """
-    task = task_from_param(params.get("task"))
-    data = params.get("data")
-    paths = [data] if isinstance(data, str | Path) else list(data or [])
-    statuses = params.get("statuses", list(DEFAULT_STATUSES))
-    pairs = load_training_pairs(paths, statuses)
-    origins = params.get("origins")
-    if origins:
-        pairs = [p for p in pairs if p.origin in origins]
-    config = TrainConfig.from_dict({"threads": settings.threads, **(params.get("config") or {})})
-    out_dir = params.get("out_dir") or default_run_dir(settings, task, pairs, config)
-    result = finetune(
-        task,
-        pairs,
-        Path(out_dir),
-        config,
-        settings=settings,
-        on_progress=ctx.progress,
-        should_stop=ctx.should_stop,
-    )
-    card = read_run_card(result.run_dir)
-    card["data_files"] = [str(p) for p in paths]
-    write_run_card(result.run_dir, card)
-    return result.to_json_dict()

@@ -45,6 +45,50 @@ class RunInfo:
         present = [o for o, n in self.origins.items() if n]
         return present[0] if len(present) == 1 else "mixed" if present else ""
 
+    @property
+    def student(self) -> str:
+        return str(self.config.get("student", ""))
+
+    @property
+    def steps_text(self) -> str:
+        """'12/30' (steps done of the run's total), or '12' before the total is known."""
+        return f"{self.global_step}/{self.max_steps}" if self.max_steps else str(self.global_step)
+
+    @property
+    def metrics_text(self) -> str:
+        """Its evaluations in one line: 'test few-shot accuracy 0.620; ...'."""
+        parts = []
+        for report in self.metrics.values():
+            shots = "few" if report.get("few_shot") else "zero"
+            test = Path(str(report.get("test", ""))).stem
+            score = float(report.get("score", 0))
+            parts.append(f"{test} {shots}-shot {report.get('metric')} {score:.3f}")
+        return "; ".join(parts)
+
+    def table_row(self) -> dict[str, Any]:
+        """Its row in the runs table ('data' is the origin code; the app names it)."""
+        return {
+            "run": self.name,
+            "status": self.status,
+            "data": self.origin,
+            "pairs": self.n_train,
+            "steps": self.steps_text,
+            "last loss": self.last_loss,
+            "metrics": self.metrics_text,
+            "student": self.student,
+            "started": self.started_at,
+        }
+
+    def expected_steps(self) -> int:
+        """The run's total steps: from its card once training started, else counted from its
+        data and config."""
+        if self.max_steps:
+            return self.max_steps
+        try:
+            return total_steps(self.n_train, TrainConfig.from_dict(self.config))
+        except InputError:
+            return 0
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -139,43 +183,48 @@ def default_run_dir(
     return settings.runs_dir / f"{slugify(task.name)}-{digest}"
 
 
-def list_runs(settings: Settings) -> list[RunInfo]:
-    """Every run folder under `settings.runs_dir`, newest first, with its evaluation metrics."""
+def run_info(run_dir: Path) -> RunInfo | None:
+    """One run folder as listed (None without a run card): a 'running' run whose process died is
+    'interrupted' (resumable from its last checkpoint)."""
+    card = read_run_card(run_dir)
+    if not card:
+        return None
+    status = str(card.get("status", ""))
+    if status == "running" and not pid_alive(card.get("pid")):
+        status = "interrupted"
+    rows = read_progress(run_dir)
+    metrics = {}
+    for report in sorted((run_dir / "evals").glob("*.json")):
+        try:
+            metrics[report.stem] = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+    data = card.get("data", {})
+    return RunInfo(
+        name=run_dir.name,
+        path=run_dir,
+        status=status,
+        task_name=str(card.get("task", {}).get("name", "")),
+        config=card.get("config", {}),
+        n_train=int(data.get("n_pairs", 0)),
+        origins=data.get("by_origin", {}),
+        global_step=int(rows[-1]["step"]) if rows else int(card.get("global_step", 0)),
+        max_steps=int(card.get("max_steps", 0)),
+        last_loss=float(rows[-1]["loss"]) if rows else card.get("final_loss"),
+        started_at=str(card.get("started_at", "")),
+        metrics=metrics,
+    )
+
+
+def list_runs(settings: Settings, *, task_name: str | None = None) -> list[RunInfo]:
+    """Every run folder under `settings.runs_dir` (only the task's with `task_name`), newest
+    first, with its evaluation metrics."""
     root = settings.runs_dir
     if not root.is_dir():
         return []
-    runs = []
-    for run_dir in root.iterdir():
-        card = read_run_card(run_dir)
-        if not card:
-            continue
-        status = str(card.get("status", ""))
-        if status == "running" and not pid_alive(card.get("pid")):
-            status = "interrupted"  # the process died: resumable from its last checkpoint
-        rows = read_progress(run_dir)
-        metrics = {}
-        for report in sorted((run_dir / "evals").glob("*.json")):
-            try:
-                metrics[report.stem] = json.loads(report.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-        data = card.get("data", {})
-        runs.append(
-            RunInfo(
-                name=run_dir.name,
-                path=run_dir,
-                status=status,
-                task_name=str(card.get("task", {}).get("name", "")),
-                config=card.get("config", {}),
-                n_train=int(data.get("n_pairs", 0)),
-                origins=data.get("by_origin", {}),
-                global_step=int(rows[-1]["step"]) if rows else int(card.get("global_step", 0)),
-                max_steps=int(card.get("max_steps", 0)),
-                last_loss=float(rows[-1]["loss"]) if rows else card.get("final_loss"),
-                started_at=str(card.get("started_at", "")),
-                metrics=metrics,
-            )
-        )
+    runs = [run for run in map(run_info, root.iterdir()) if run is not None]
+    if task_name is not None:
+        runs = [r for r in runs if r.task_name == task_name]
     runs.sort(key=lambda r: r.started_at, reverse=True)
     return runs
 
