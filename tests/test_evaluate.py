@@ -289,6 +289,184 @@ def test_evaluate_job_and_stored_reports(tiny_lm, test_file, settings):
     assert ev.stored_reports(settings, task_name="other") == []
     with pytest.raises(InputError, match="needs 'test'"):
         ev.run_evaluate_job({"task": TASK.to_dict(), "model": "x"}, settings, ctx)
+    with pytest.raises(InputError, match="needs 'model'"):
+        ev.run_evaluate_job({"task": TASK.to_dict(), "test": str(test_file)}, settings, ctx)
+
+
+# ----------------------------------------------------------------------------- the job spec
+
+
+def test_evaluate_run_round_trips_its_params_and_keeps_the_pages_job_key(tmp_path):
+    spec = ev.EvaluateRun(TASK, "/runs/r1", tmp_path / "test.jsonl", limit=200, few_shot=None)
+    params = json.loads(json.dumps(spec.to_params()))  # what the job folder keeps
+    assert ev.EvaluateRun.from_params(params) == spec
+    # The key the Evaluate page always built: one active job per model, file, rows and prompt.
+    assert spec.job_key() == f"evaluate:/runs/r1:{tmp_path / 'test.jsonl'}:200:None"
+    few = ev.EvaluateRun(TASK, "tiny", tmp_path / "t.jsonl", 5, True, max_new_tokens=9)
+    assert few.job_key().endswith(":5:True") and few.label == "Evaluating tiny few-shot"
+    assert ev.EvaluateRun.from_params(few.to_params()) == few
+    assert spec.label == "Evaluating r1"  # a run: the prompt it was trained with
+    # Params of jobs from before the spec: no max_new_tokens or out keys.
+    old = {
+        "task": TASK.to_dict(),
+        "model": "tiny",
+        "test": "/t.jsonl",
+        "limit": 3,
+        "few_shot": False,
+    }
+    parsed = ev.EvaluateRun.from_params(old)
+    assert (parsed.limit, parsed.few_shot, parsed.out, parsed.max_new_tokens) == (
+        3,
+        False,
+        None,
+        None,
+    )
+    with pytest.raises(InputError, match="needs 'model'"):
+        ev.EvaluateRun(TASK, " ", Path("/t.jsonl"))
+
+
+def test_one_press_of_evaluate_makes_the_untrained_then_the_runs_evaluations(tmp_path):
+    test = tmp_path / "t.jsonl"
+    runs = [tmp_path / "runs" / "a", tmp_path / "runs" / "b"]
+    specs = ev.evaluation_runs(
+        TASK, test, limit=50, untrained=" tiny ", zero_shot=True, few_shot=True, run_dirs=runs
+    )
+    assert [(s.model, s.few_shot) for s in specs] == [
+        ("tiny", False),
+        ("tiny", True),
+        (str(runs[0]), None),
+        (str(runs[1]), None),
+    ]
+    assert {s.limit for s in specs} == {50} and {s.test for s in specs} == {test}
+    assert len({s.job_key() for s in specs}) == 4
+    none = ev.evaluation_runs(TASK, test, limit=5, untrained="x", zero_shot=False, few_shot=False)
+    assert none == []
+
+
+def test_evaluation_jobs_are_the_tasks_running_and_started_ones(settings):
+    def job(name, task_name, state):
+        folder = settings.jobs_dir / name
+        folder.mkdir(parents=True)
+        params = {"task": {"name": task_name}, "model": f"m-{name}", "few_shot": False}
+        spec = {"kind": "evaluate", "key": name, "params": params, "created_at": len(name)}
+        (folder / "spec.json").write_text(json.dumps(spec))
+        (folder / "status.json").write_text(json.dumps({"state": state}))
+
+    job("run", "sentiment", "running")
+    job("done", "sentiment", "done")
+    job("mine!", "sentiment", "done")
+    job("other", "other", "running")
+    shown = ev.evaluation_jobs(settings, task_name="sentiment", started=["mine!"])
+    assert [j.id for j in shown] == ["mine!", "run"]  # newest first
+    assert ev.evaluation_label(shown[0].params) == "Evaluating m-mine! zero-shot"
+
+
+# ----------------------------------------------------------------------------- the page's pieces
+
+
+def _report(tmp_path, name, test, few_shot, rows, metrics=None, **extra):
+    path = tmp_path / f"{name}-{few_shot}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    extra = {
+        "label": name,
+        "model": name,
+        "test": f"/sets/{test}.jsonl",
+        "few_shot": few_shot,
+        **extra,
+    }
+    if metrics:
+        extra["metrics"] = metrics
+    metric = "exact_match" if metrics else "accuracy"
+    return EvalReport(metric, 0.5, len(rows), (0.4, 0.6), str(path), extra)
+
+
+def test_reports_are_grouped_by_test_set_metric_and_named_for_the_pickers(tmp_path):
+    rows = [
+        {
+            "input": "a",
+            "gold": "x",
+            "prediction": "x",
+            "extracted": "x",
+            "correct": True,
+            "score": 1.0,
+            "note": 1,
+        },
+        {
+            "input": "b",
+            "gold": "y",
+            "prediction": "x",
+            "extracted": "x",
+            "correct": False,
+            "score": 0.0,
+        },
+    ]
+    qa = {"exact_match": {"score": 0.5, "ci95": [0, 1]}, "f1": {"score": 0.7, "ci95": [0, 1]}}
+    reports = [
+        _report(tmp_path, "untrained (zero-shot)", "nli", False, rows),
+        _report(tmp_path, "run-a", "nli", True, rows),
+        _report(tmp_path, "run-a", "squad", True, rows, qa),
+    ]
+    assert ev.tested_sets(reports) == ["nli", "squad"]
+    assert [ev.report_name(r) for r in ev.reports_on(reports, "nli")] == [
+        "untrained (zero-shot) · zero-shot",
+        "run-a · few-shot",
+    ]
+    assert ev.report_metrics(ev.reports_on(reports, "nli")) == ["accuracy"]
+    assert ev.report_metrics(ev.reports_on(reports, "squad")) == ["exact_match", "f1"]
+
+    predictions = ev.read_predictions(reports[0])
+    assert [list(p) for p in predictions] == [list(ev.PREDICTION_COLUMNS)] * 2  # no extra keys
+    assert [p["input"] for p in ev.read_predictions(reports[0], wrong_only=True)] == ["b"]
+    Path(reports[0].per_example).unlink()
+    with pytest.raises(InputError, match="is gone; evaluate the model again"):
+        ev.read_predictions(reports[0])
+
+
+def test_results_table_and_chart_follow_the_comparison_rows(tmp_path):
+    untrained = _report(tmp_path, "untrained (zero-shot)", "nli", False, [])
+    run = _report(tmp_path, "run-r", "nli", True, [], origin="rebase", trained=True, n_train=7)
+    rows = ev.compare_results([run, untrained])
+    table = ev.results_table(rows, "accuracy")
+    assert table["model"] == ["untrained (zero-shot)", "run-r"]
+    assert table["data"] == ["untrained", "ReBase"] and table["prompt"] == ["zero-shot", "few-shot"]
+    assert table["95% CI"] == ["0.400–0.600"] * 2 and table["pairs"] == [0, 7]
+    fig = ev.results_figure(rows, "accuracy", title="nli")
+    assert [t.name for t in fig.data] == ["untrained", "ReBase"]
+    assert [t.marker.color for t in fig.data] == [ev.RESULT_COLORS[""], ev.RESULT_COLORS["rebase"]]
+    assert list(fig.data[1].error_y.array) == [pytest.approx(0.1)]
+
+
+def test_uploaded_test_sets_are_kept_once_and_the_choices_default_to_an_upload(settings):
+    data = b'{"input": "a", "output": "b"}\n'
+    path = ev.store_test_set(settings, "my set.jsonl", data)
+    assert path.parent == settings.home / "test_sets" and path.name.startswith("my set-")
+    assert path.read_bytes() == data and ev.store_test_set(settings, "my set.jsonl", data) == path
+    assert ev.store_test_set(settings, "my set.jsonl", data + data) != path
+    choices = ev.eval_set_choices(settings, "sentiment")  # no held-out sets in this workspace
+    assert choices.keys == ["upload", "path"] and choices.default == "upload"
+    assert choices.labels["path"] == "A JSONL file on this machine…"
+
+    heldout = settings.heldout_dir / "sentiment"
+    heldout.mkdir(parents=True)
+    (heldout / "task.json").write_text(json.dumps(TASK.to_dict()))
+    (heldout / "test.jsonl").write_text(data.decode() * 3)
+    choices = ev.eval_set_choices(settings, "sentiment")
+    assert choices.keys == ["heldout:sentiment", "upload", "path"]
+    assert choices.default == "heldout:sentiment"
+    assert choices.sets["heldout:sentiment"].test_path == heldout / "test.jsonl"
+    assert choices.labels["heldout:sentiment"].startswith("sentiment · 3 rows")
+    assert ev.eval_set_choices(settings, "other").default == "upload"
+
+
+def test_try_it_answers_with_both_students(tiny_lm, tmp_path, settings):
+    pairs = [Pair(str(i), f"review {i}", "positive", "rebase", "accepted") for i in range(4)]
+    config = ft.TrainConfig(student=str(tiny_lm), max_steps=1, max_seq_len=96, warmup=0)
+    run = ft.finetune(TASK, pairs, settings.runs_dir / "r", config, settings=settings)
+    trained, untrained = ft.load_student(run.run_dir), ft.load_student(tiny_lm)
+    both = ev.answer_side_by_side(trained, untrained, TASK, "Loved it.", untrained_few_shot=False)
+    assert (both.run, both.untrained) == ("r", tiny_lm.name) and both.seconds > 0
+    assert both.trained_answer == ev.generate_answer(trained, TASK, "Loved it.")
+    assert both.untrained_answer == ev.generate_answer(untrained, TASK, "Loved it.", few_shot=False)
 
 
 def test_cli_evaluate_writes_the_contract_report(tiny_lm, test_file, tmp_path, capsys):

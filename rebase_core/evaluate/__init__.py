@@ -6,20 +6,36 @@ SQuAD's normalisation for short answers; `chrf` (character 6-grams, beta 2) for 
 reason ("... so the answer is X") are scored on X. The prompt is `finetune.format_prompt`, the one
 the student was trained with; decoding is greedy.
 
-Modules: `metrics` (scoring one prediction), `run` (generation, `evaluate`, the job handler),
-`compare` (stored reports and the results table).
+Modules: `metrics` (scoring one prediction), `run` (generation, `evaluate`, the test sets),
+`compare` (stored reports, the results rows, paired differences), `charts` (the results table and
+chart), `jobs` (the job spec `EvaluateRun` and its handler).
 """
 
 from __future__ import annotations
 
+from rebase_core.evaluate.charts import RESULT_COLORS, results_figure, results_table
 from rebase_core.evaluate.compare import (
     ORIGIN_LABELS,
+    PREDICTION_COLUMNS,
     ComparisonRow,
     PairedDifference,
     compare_results,
     paired_difference,
+    read_predictions,
     report_from_json,
+    report_metrics,
+    report_name,
+    report_test,
+    reports_on,
     stored_reports,
+    tested_sets,
+)
+from rebase_core.evaluate.jobs import (
+    EvaluateRun,
+    evaluation_jobs,
+    evaluation_label,
+    evaluation_runs,
+    run_evaluate_job,
 )
 from rebase_core.evaluate.metrics import (
     BOOTSTRAP_RESAMPLES,
@@ -37,11 +53,15 @@ from rebase_core.evaluate.metrics import (
 )
 from rebase_core.evaluate.run import (
     STOP_MARKERS,
+    EvalSetChoices,
+    SideBySide,
+    answer_side_by_side,
+    eval_set_choices,
     evaluate,
     generate,
     generate_answer,
     load_test_set,
-    run_evaluate_job,
+    store_test_set,
     summarize_scores,
 )
 
@@ -49,13 +69,23 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "MAX_LABELS",
     "ORIGIN_LABELS",
+    "PREDICTION_COLUMNS",
+    "RESULT_COLORS",
     "STOP_MARKERS",
     "ComparisonRow",
+    "EvalSetChoices",
+    "EvaluateRun",
     "PairedDifference",
+    "SideBySide",
+    "answer_side_by_side",
     "bootstrap_ci",
     "chrf",
     "compare_results",
+    "eval_set_choices",
     "evaluate",
+    "evaluation_jobs",
+    "evaluation_label",
+    "evaluation_runs",
     "exact_match",
     "extract_answer",
     "f1_score",
@@ -67,9 +97,18 @@ __all__ = [
     "normalize_answer",
     "normalize_label",
     "paired_difference",
+    "read_predictions",
     "report_from_json",
+    "report_metrics",
+    "report_name",
+    "report_test",
+    "reports_on",
+    "results_figure",
+    "results_table",
     "run_evaluate_job",
     "score_example",
+    "store_test_set",
     "stored_reports",
     "summarize_scores",
+    "tested_sets",
 ]

@@ -1,4 +1,5 @@
-"""Stored evaluation reports read back and lined up as the rows of the results chart.
+"""Stored evaluation reports read back, grouped by test set and lined up as the rows of the
+results chart; paired comparisons of two reports.
 
 `ORIGIN_LABELS` is how the app names each data origin.
 """
@@ -174,3 +175,49 @@ def paired_difference(
     diffs = [left[key] - right[key] for key in shared]
     low, high = bootstrap_ci(diffs)
     return PairedDifference(name, sum(diffs) / len(diffs), low, high, len(diffs))
+
+
+# ----------------------------------------------------------------------------- reading reports
+
+
+def report_test(report: EvalReport) -> str:
+    """The name of the test set a report scored (its file's stem)."""
+    return Path(str(report.extra.get("test", ""))).stem
+
+
+def tested_sets(reports: Iterable[EvalReport]) -> list[str]:
+    """The test sets the reports scored, sorted."""
+    return sorted({report_test(r) for r in reports})
+
+
+def reports_on(reports: Iterable[EvalReport], test: str) -> list[EvalReport]:
+    """The reports of one test set (by name)."""
+    return [r for r in reports if report_test(r) == test]
+
+
+def report_metrics(reports: Iterable[EvalReport]) -> list[str]:
+    """Every metric the reports carry (extractive QA: exact match and F1), sorted."""
+    return sorted({m for r in reports for m in (r.extra.get("metrics") or {r.metric: 0})})
+
+
+def report_name(report: EvalReport) -> str:
+    """How the pickers name an evaluation: '<model> · few-shot'."""
+    extra = report.extra
+    shots = "few" if extra.get("few_shot") else "zero"
+    return f"{extra.get('label', extra.get('model'))} · {shots}-shot"
+
+
+PREDICTION_COLUMNS = ("input", "gold", "prediction", "extracted", "correct", "score")
+
+
+def read_predictions(report: EvalReport, *, wrong_only: bool = False) -> list[dict[str, Any]]:
+    """The report's per-row predictions (the columns of `PREDICTION_COLUMNS` each row has);
+    `wrong_only` keeps the rows scored incorrect."""
+    path = Path(report.per_example)
+    if not path.is_file():
+        raise InputError(f"The predictions file {path} is gone; evaluate the model again.")
+    return [
+        {c: row[c] for c in PREDICTION_COLUMNS if c in row}
+        for row in read_jsonl(path)
+        if not (wrong_only and "correct" in row and bool(row["correct"]))
+    ]

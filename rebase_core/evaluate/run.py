@@ -1,15 +1,18 @@
-"""Running a student on a test set: greedy batched generation, scoring, and the written report.
+"""Running a student on a test set: greedy batched generation, scoring, and the written report;
+the test sets the app offers.
 
-`evaluate` is the entry point; `run_evaluate_job` is its job handler.
+`evaluate` is the entry point; its job handler is in `evaluate.jobs`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebase_core.errors import InputError
 from rebase_core.evaluate.metrics import bootstrap_ci, infer_metric, score_example
@@ -19,12 +22,14 @@ from rebase_core.finetune import (
     load_student,
     read_run_card,
     slugify,
-    task_from_param,
 )
 from rebase_core.jsonl import read_jsonl
 from rebase_core.settings import Settings
 from rebase_core.task import final_answer, is_chain_of_thought
 from rebase_core.types import EvalReport, Progress, ProgressFn, Task, no_progress
+
+if TYPE_CHECKING:
+    from rebase_core.bundled import HeldoutSet
 
 STOP_MARKERS = ("\n###", "###")  # the model starting a new prompt section ends its answer
 
@@ -123,6 +128,34 @@ def generate_answer(
     return generate(student, [prompt], max_new_tokens=budget)[0] or ""
 
 
+@dataclass(frozen=True, slots=True)
+class SideBySide:
+    """A trained and an untrained student's answers to one input (the "try it" box)."""
+
+    run: str  # the trained run's name
+    untrained: str  # the untrained student's name
+    trained_answer: str
+    untrained_answer: str
+    seconds: float
+
+
+def answer_side_by_side(
+    trained: Student, untrained: Student, task: Task, text: str, *, untrained_few_shot: bool
+) -> SideBySide:
+    """Both students' answers to `text`: the trained one with the prompt it was trained on, the
+    untrained one zero- or few-shot."""
+    started = time.monotonic()
+    trained_answer = generate_answer(trained, task, text)
+    untrained_answer = generate_answer(untrained, task, text, few_shot=untrained_few_shot)
+    return SideBySide(
+        trained.name,
+        untrained.name,
+        trained_answer,
+        untrained_answer,
+        time.monotonic() - started,
+    )
+
+
 def _with_examples(student: Student, few_shot: bool | None) -> bool:
     if few_shot is not None:
         return few_shot
@@ -142,6 +175,41 @@ def load_test_set(path: str | Path, limit: int | None = None) -> list[dict[str, 
     if not rows:
         raise InputError(f"Test set {path} is empty; give a JSONL file with input/output rows.")
     return rows[:limit] if limit else rows
+
+
+def store_test_set(settings: Settings, filename: str, data: bytes) -> Path:
+    """Keep an uploaded test file in the workspace (`<home>/test_sets/<stem>-<hash>.jsonl`): the
+    same bytes give the same file, so reports of one upload line up."""
+    digest = hashlib.sha256(data).hexdigest()[:8]
+    path = settings.home / "test_sets" / f"{Path(filename).stem}-{digest}.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSetChoices:
+    """The test sets the Evaluate page offers: the workspace's held-out sets, an upload, a path."""
+
+    sets: Mapping[str, HeldoutSet]  # by choice key, "heldout:<name>"
+    labels: Mapping[str, str]  # every choice key -> how the picker shows it
+    default: str  # the held-out set of the task's name, else "upload"
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.labels)
+
+
+def eval_set_choices(settings: Settings, task_name: str) -> EvalSetChoices:
+    """The held-out sets (written by `corpus prepare`) and the two ways to give one's own."""
+    from rebase_core.bundled import heldout_sets
+
+    sets = {f"heldout:{h.name}": h for h in heldout_sets(settings)}
+    labels = {k: f"{h.name} · {h.n_test:,} rows · {h.metric}" for k, h in sets.items()}
+    labels.update(upload="Upload a JSONL file…", path="A JSONL file on this machine…")
+    default = f"heldout:{task_name}" if f"heldout:{task_name}" in sets else "upload"
+    return EvalSetChoices(sets, labels, default)
 
 
 def _default_out(
@@ -281,27 +349,3 @@ def _write_outputs(
         if copy.resolve() != out.resolve():
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_text(text, encoding="utf-8")
-
-
-def run_evaluate_job(params: Mapping[str, Any], settings: Settings, ctx: Any) -> dict[str, Any]:
-    """Job handler: params `task` (path or object), `model`, `test`, optional `limit`,
-    `few_shot`, `max_new_tokens`, `out`."""
-    task = task_from_param(params.get("task"))
-    model = params.get("model")
-    if not model:
-        raise InputError("The evaluate job needs 'model': a run folder, model folder or spec.")
-    if not params.get("test"):
-        raise InputError("The evaluate job needs 'test': a held-out JSONL file.")
-    report = evaluate(
-        task,
-        str(model),
-        params["test"],
-        settings=settings,
-        limit=params.get("limit"),
-        few_shot=params.get("few_shot"),
-        max_new_tokens=params.get("max_new_tokens"),
-        out=Path(params["out"]) if params.get("out") else None,
-        on_progress=ctx.progress,
-        should_stop=ctx.should_stop,
-    )
-    return report.to_json_dict()
