@@ -137,6 +137,24 @@ def test_without_pairs_finetune_and_export_point_to_curation(tmp_path, monkeypat
 # ----------------------------------------------------------------------------- finetune
 
 
+def test_finetune_page_counts_the_chosen_origin_only_and_reviews_the_launch(home):
+    at = _open("finetune")
+    # 7 curated ReBase pairs; the direct one is accepted too, but its origin is not chosen.
+    assert at.multiselect(key="ft_origins").value == ["rebase"]
+    statuses = at.multiselect(key="ft_statuses").options
+    assert "accepted (6)" in statuses and "edited (1)" in statuses and "pending (1)" in statuses
+    assert "ReBase (7)" in at.multiselect(key="ft_origins").options
+    assert "**7** pairs chosen" in _texts(at)
+    assert "7 pairs → **1 optimizer step**" in _texts(at)  # 4 batches of 2, 4 per step
+    _click(at, "Review and launch")
+    assert "**7 pairs** (ReBase 7) for **1 step**" in _texts(at)
+    assert not jobs.list_jobs(Settings(home=home))  # nothing starts before the dialog's button
+
+    at.multiselect(key="ft_origins").select("direct").run()
+    assert "**8** pairs chosen" in _texts(at)
+    assert "accepted (7)" in at.multiselect(key="ft_statuses").options
+
+
 @pytest.mark.slow
 def test_finetune_page_launches_a_real_training_job_and_lists_the_run(home, tiny_lm):
     at = _open("finetune")
