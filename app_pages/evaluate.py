@@ -10,7 +10,6 @@ import streamlit as st
 
 import ui
 from rebase_core import evaluate as ev
-from rebase_core import runs
 from rebase_core.finetune import DEFAULT_STUDENT, Student, list_runs, load_student
 
 settings = ui.get_settings()
@@ -123,10 +122,7 @@ if go_eval and test_path is not None:
         st.warning("Choose at least one model to evaluate.")
     started: list[str] = st.session_state.setdefault("ev_jobs", [])
     with ui.shown_errors():
-        for spec in specs:
-            job = runs.start_run(settings, spec)
-            if job.id not in started:
-                started.append(job.id)
+        started += [j.id for j in ev.start_evaluations(settings, specs) if j.id not in started]
 
 
 @st.fragment(run_every="2s")

@@ -9,6 +9,7 @@ from rebase_core import evaluate as ev
 from rebase_core import finetune as ft
 from rebase_core.cli import main
 from rebase_core.errors import InputError
+from rebase_core.settings import Settings
 from rebase_core.types import EvalReport, Example, Pair, Task
 
 TASK = Task(
@@ -340,7 +341,7 @@ def test_one_press_of_evaluate_makes_the_untrained_then_the_runs_evaluations(tmp
     assert {s.limit for s in specs} == {50} and {s.test for s in specs} == {test}
     assert len({s.job_key() for s in specs}) == 4
     none = ev.evaluation_runs(TASK, test, limit=5, untrained="x", zero_shot=False, few_shot=False)
-    assert none == []
+    assert none == [] and ev.start_evaluations(Settings(home=tmp_path), none) == []
 
 
 def test_evaluation_jobs_are_the_tasks_running_and_started_ones(settings):

@@ -36,6 +36,7 @@ from rebase_core.evaluate.jobs import (
     evaluation_label,
     evaluation_runs,
     run_evaluate_job,
+    start_evaluations,
 )
 from rebase_core.evaluate.metrics import (
     BOOTSTRAP_RESAMPLES,
@@ -107,6 +108,7 @@ __all__ = [
     "results_table",
     "run_evaluate_job",
     "score_example",
+    "start_evaluations",
     "store_test_set",
     "stored_reports",
     "summarize_scores",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rebase_core import jobs
+from rebase_core import jobs, runs
 from rebase_core.errors import InputError
 from rebase_core.evaluate.run import evaluate
 from rebase_core.finetune import task_from_param
@@ -109,6 +109,12 @@ def evaluation_runs(
     shots = [s for s, chosen in ((False, zero_shot), (True, few_shot)) if chosen]
     specs = [EvaluateRun(task, student, test, limit, s) for s in shots]
     return specs + [EvaluateRun(task, str(run_dir), test, limit) for run_dir in run_dirs]
+
+
+def start_evaluations(settings: Settings, specs: Sequence[EvaluateRun]) -> list[jobs.JobStatus]:
+    """Start each evaluation in the background (one already running under its key is returned,
+    not started twice)."""
+    return [runs.start_run(settings, spec) for spec in specs]
 
 
 def evaluation_label(params: Mapping[str, Any]) -> str:
