@@ -112,6 +112,13 @@ def test_openai_compatible_server_needs_no_key(server, settings):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("url", ["not a url", "127.0.0.1:8000/v1", "ftp://host/v1"])
+def test_a_base_url_that_is_no_http_url_is_bad_input(provider, url, settings):
+    with pytest.raises(InputError, match="not an http"):
+        get_llm(f"{provider}:{MODELS[provider]}", settings, base_url=url)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_missing_key_for_the_hosted_api_says_which_variable(provider, settings):
     with pytest.raises(ProviderError, match=f"{provider.upper()}_API_KEY"):
         get_llm(f"{provider}:{MODELS[provider]}", settings)

@@ -262,6 +262,9 @@ def test_cli_transform_writes_pairs_and_exits_2_on_bad_input(tmp_path):
     assert run("--task", str(task), "--rows", str(tmp_path / "x"), "--llm", "fake").returncode == 2
     bad = run("--task", str(task), "--rows", str(rows), "--llm", "nope:x")
     assert bad.returncode == 2 and "Unknown LLM provider" in bad.stderr
+    url = run("--task", str(task), "--rows", str(rows), "--llm", "openai:m", "--base-url", "x y")
+    assert url.returncode == 2 and "not an http(s) URL" in url.stderr
+    assert len(url.stderr.strip().splitlines()) == 1  # one line, no provider failure per row
 
 
 def test_replies_missing_the_examples_field_markers_are_retried_then_counted():

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlparse
 
-from rebase_core.errors import ProviderError
+from rebase_core.errors import InputError, ProviderError
 from rebase_core.llm.base import (
     BaseLLM,
     ProviderTimeoutError,
@@ -46,6 +47,12 @@ class HostedLLM(BaseLLM):
         # which the runner handles. The caller's `concurrency` is the real knob.
         self.max_concurrency = max(1, int(max_concurrency))
         self.endpoint = (base_url or self.default_base_url).rstrip("/")
+        parsed = urlparse(self.endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise InputError(
+                f"{self.spec}: the base URL {base_url!r} is not an http(s) URL; give one like "
+                f"http://127.0.0.1:8000/v1, or none for {self.default_base_url}."
+            )
         self.timeout_s = float(timeout_s)
         self._api_key = ""
 
