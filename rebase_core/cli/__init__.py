@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "datastore",
     "corpus",
     "retrieve",
+    "retriever",
     "transform",
     "synthesize",
     "diversity",

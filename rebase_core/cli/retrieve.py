@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--fusion", choices=FUSIONS, default=None, help="rank-fusion variant instead of the score"
     )
     parser.add_argument("--method", choices=METHODS, default="auto")
+    parser.add_argument(
+        "--retriever",
+        type=Path,
+        help="a trained retriever folder (`retriever train`): its query side embeds the task",
+    )
     parser.set_defaults(handler=_retrieve)
 
 
@@ -54,6 +59,10 @@ def _retrieve(args: argparse.Namespace, settings: Settings) -> int:
     store = open_datastore(args.store or settings.default_store, settings)
     try:
         embedder = get_embedder(store.embedder_name, settings.threads)
+        if args.retriever is not None:
+            from rebase_core.retriever import load_retriever
+
+            embedder = load_retriever(args.retriever).query_embedder(embedder)
         options = RetrievalOptions(
             top_k=args.top_k,
             weights=tuple(args.weights),
