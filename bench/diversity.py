@@ -9,7 +9,13 @@ runs in a fresh process so "first call" includes umap's numba JIT as a user woul
   second  fresh data again, no cache (fit only)
   cached  the second call's data again with the cache folder (hashing + load)
 
+Then the numba cache (`project(..., numba_cache_dir=...)`, see rebase_core/diversity/numba_cache):
+the first UMAP of a fresh process (import + first `project`) without it, with an empty cache
+folder (cold: compiles and writes) and again with the folder the cold run filled (warm: loads);
+"fit" is a second `project` in that process on other data (nothing left to compile).
+
 Run: .venv/bin/python bench/diversity.py [--sizes 2000 10000 50000] [--metrics-n 50000]
+                                         [--numba-sizes 2000 5000]
 """
 
 from __future__ import annotations
@@ -92,6 +98,24 @@ def one_size(n: int) -> dict[str, float | str]:
     return out
 
 
+def first_umap(n: int, numba_cache: str) -> dict[str, float]:
+    """Runs in a fresh process: umap's import, the first `project` on fresh data, then a second
+    one on other fresh data (what a fit costs without compiling)."""
+    from rebase_core.diversity.numba_cache import import_umap
+
+    folder = Path(numba_cache) if numba_cache else None
+    t = time.perf_counter()
+    import_umap(folder)
+    imported = time.perf_counter() - t
+    out = {"import_s": imported}
+    for name, seed in (("first_s", 1), ("fit_s", 2)):  # the second: fresh data, nothing to compile
+        groups, vectors = groups_for(n, seed=seed)
+        t = time.perf_counter()
+        diversity.project(groups, vectors=vectors, numba_cache_dir=folder)
+        out[name] = time.perf_counter() - t
+    return out
+
+
 def warm_up_cost() -> dict[str, float]:
     t = time.perf_counter()
     import umap  # noqa: F401
@@ -125,17 +149,23 @@ def metrics(n: int) -> dict[str, float]:
 
 def _child(args: list[str]) -> dict:
     cmd = [sys.executable, __file__, *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # the child chooses
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000, 50000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[2000, 10000, 50000])
     parser.add_argument("--metrics-n", type=int, default=50000)
-    parser.add_argument("--child", choices=("size", "warm", "metrics"))
+    parser.add_argument("--numba-sizes", type=int, nargs="*", default=[2000, 5000])
+    parser.add_argument("--child", choices=("size", "warm", "metrics", "first"))
     parser.add_argument("--n", type=int, default=0)
+    parser.add_argument("--numba-cache", default="")
     args = parser.parse_args()
+    if args.child == "first":
+        print(json.dumps(first_umap(args.n, args.numba_cache)))
+        return
     if args.child == "size":
         print(json.dumps(one_size(args.n)))
         return
@@ -147,18 +177,33 @@ def main() -> None:
         return
 
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
-    warm = _child(["--child", "warm"])
-    print(
-        f"fresh process: import umap {warm['import_umap_s']:.1f} s, "
-        f"warm_up() {warm['warm_up_s']:.1f} s"
-    )
-    print(f"{'points':>7} {'method':>6} {'first(JIT)':>11} {'second':>8} {'cached':>8} {'pca':>7}")
+    if args.sizes:
+        warm = _child(["--child", "warm"])
+        print(
+            f"fresh process: import umap {warm['import_umap_s']:.1f} s, "
+            f"warm_up() {warm['warm_up_s']:.1f} s"
+        )
+        print(
+            f"{'points':>7} {'method':>6} {'first(JIT)':>11} {'second':>8} {'cached':>8} {'pca':>7}"
+        )
     for n in args.sizes:
         r = _child(["--child", "size", "--n", str(n)])
         print(
             f"{n:>7} {r['method']:>6} {r['first_s']:>10.1f}s {r['second_s']:>7.1f}s "
             f"{r['cached_s']:>7.3f}s {r['pca_s']:>6.3f}s"
         )
+    if args.numba_sizes:
+        print("first UMAP in a fresh process (import umap + first project), by numba cache:")
+        print(f"{'points':>7} {'cache':>6} {'import':>8} {'first':>8} {'total':>8} {'fit':>8}")
+    for n in args.numba_sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            for label, cache in (("none", ""), ("cold", folder), ("warm", folder)):
+                r = _child(["--child", "first", "--n", str(n), "--numba-cache", cache])
+                total = r["import_s"] + r["first_s"]
+                print(
+                    f"{n:>7} {label:>6} {r['import_s']:>7.1f}s {r['first_s']:>7.1f}s "
+                    f"{total:>7.1f}s {r['fit_s']:>7.1f}s   (load {os.getloadavg()[0]:.1f})"
+                )
     m = _child(["--child", "metrics", "--n", str(args.metrics_n)])
     print(
         f"metrics on {m['n']} pairs: text metrics {m['text_metrics_s']:.2f} s, "

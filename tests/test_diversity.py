@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -375,3 +376,75 @@ def test_cli_bad_files_exit_2_with_one_line(tmp_path, capsys, content, message):
     assert main(["diversity", str(path), "--embedder", "hash"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+# --- umap's compiled code across processes --------------------------------------------------
+
+_JITTED = """
+import numba
+
+
+@numba.njit
+def plain(x):
+    return x * 2
+
+
+@numba.njit(cache=True)
+def asks_for_it(x):
+    return x + 1
+
+
+def _step(x):
+    return x - 1
+
+
+step = numba.njit(_step)
+step_parallel = numba.njit(_step, parallel=True)  # one function, two dispatchers
+"""
+
+_CHILD = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from rebase_core.diversity import numba_cache
+folder = numba_cache.use_numba_cache(Path(sys.argv[2]))
+import jitted
+enabled = numba_cache.enable_caching(("jitted",))
+values = [jitted.plain(3), jitted.asks_for_it(3), jitted.step(3)]
+hits = {f: sum(getattr(jitted, f).stats.cache_hits.values()) for f in ("plain", "step")}
+print(json.dumps({"folder": str(folder), "enabled": enabled, "values": values, "hits": hits}))
+"""
+
+
+def test_numba_cache_keeps_compiled_code_across_processes(tmp_path):
+    """`use_numba_cache` + `enable_caching` make a function without `cache=True` load from the
+    folder in the next process; a function with two dispatchers is left uncached."""
+    from rebase_core.diversity.numba_cache import numba_cache_folder
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "jitted.py").write_text(_JITTED)
+    child = tmp_path / "child.py"
+    child.write_text(_CHILD)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+
+    def run(base: Path, extra: dict[str, str] | None = None) -> dict:
+        cmd = [sys.executable, str(child), str(tmp_path / "src"), str(base)]
+        done = subprocess.run(
+            cmd, env=env | (extra or {}), capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    base = tmp_path / "numba"
+    first = run(base)
+    folder = Path(first["folder"])
+    assert folder == numba_cache_folder(base) and folder.name.startswith("umap-")
+    assert first["enabled"] == 1 and first["values"] == [6, 4, 2]
+    assert first["hits"] == {"plain": 0, "step": 0}
+    cached = {p.name.split(".")[1].rsplit("-", 1)[0] for p in folder.rglob("*.nbi")}
+    assert cached == {"plain", "asks_for_it"}
+    second = run(base)
+    assert second["hits"] == {"plain": 1, "step": 0}  # loaded, not compiled again
+    # The user's own NUMBA_CACHE_DIR wins.
+    own = tmp_path / "own"
+    assert run(base, {"NUMBA_CACHE_DIR": str(own)})["folder"] == str(own)

@@ -5,7 +5,8 @@ several sets (examples, retrieved rows, ReBase pairs, baselines) on the same axe
 their union; `projection_figure` draws it with a fixed colour per origin. umap, plotly and the
 embedder's model are imported only inside the functions that use them.
 
-Modules: `metrics` (one set's numbers), `projection` (the shared map), `charts` (figures).
+Modules: `metrics` (one set's numbers), `projection` (the shared map), `charts` (figures),
+`numba_cache` (umap's compiled code kept across processes).
 
 Tokens are counted by a regex that knows CJK and code (see `metrics`).
 """
@@ -34,6 +35,7 @@ from rebase_core.diversity.metrics import (
     tokenize,
     word_count,
 )
+from rebase_core.diversity.numba_cache import use_numba_cache
 from rebase_core.diversity.projection import (
     UMAP_MAX_POINTS,
     UMAP_MIN_POINTS,
@@ -64,6 +66,7 @@ __all__ = [
     "projection_figure",
     "selected_indices",
     "tokenize",
+    "use_numba_cache",
     "warm_up",
     "word_count",
 ]

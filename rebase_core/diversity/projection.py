@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rebase_core.diversity.metrics import embed_texts
+from rebase_core.diversity.numba_cache import import_umap
 from rebase_core.embed import Embedder
 from rebase_core.errors import InputError
 from rebase_core.types import Progress, ProgressFn, no_progress
@@ -62,9 +63,17 @@ def _pca_2d(vectors: np.ndarray) -> np.ndarray:
     return centred @ (top * signs).astype(np.float32)
 
 
-def _umap_2d(vectors: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray:
-    import umap  # heavy: numba JIT on first use in a process (see `warm_up`)
-
+def _umap_2d(
+    vectors: np.ndarray,
+    *,
+    seed: int,
+    n_neighbors: int,
+    min_dist: float,
+    numba_cache_dir: Path | None = None,
+) -> np.ndarray:
+    # Heavy: numba compiles umap on first use in a process (see `warm_up`), unless a numba cache
+    # folder from an earlier process has the compiled code (see `numba_cache`).
+    umap = import_umap(numba_cache_dir)
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=max(2, min(n_neighbors, len(vectors) - 1)),
@@ -76,15 +85,16 @@ def _umap_2d(vectors: np.ndarray, *, seed: int, n_neighbors: int, min_dist: floa
     return np.asarray(reducer.fit_transform(vectors), dtype=np.float32)
 
 
-def warm_up(n_points: int = 4200, seed: int = 0) -> float:
+def warm_up(n_points: int = 4200, seed: int = 0, numba_cache_dir: Path | None = None) -> float:
     """Pay umap's numba JIT once in this process (both kNN paths: exact below 4,096 points,
     NN-descent above); return the seconds it took (43 s on 2 busy cores). The app can run it in a
-    background thread at start-up: numba serialises compilation behind a lock."""
+    background thread at start-up: numba serialises compilation behind a lock. With
+    `numba_cache_dir` the compiled code is kept for the next process (see `numba_cache`)."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     for n in (64, n_points):
         points = rng.normal(size=(n, 16)).astype(np.float32)
-        _umap_2d(points, seed=seed, n_neighbors=15, min_dist=0.1)
+        _umap_2d(points, seed=seed, n_neighbors=15, min_dist=0.1, numba_cache_dir=numba_cache_dir)
     return time.perf_counter() - start
 
 
@@ -119,6 +129,7 @@ def project(
     max_umap_points: int = UMAP_MAX_POINTS,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
+    numba_cache_dir: Path | None = None,
     on_progress: ProgressFn = no_progress,
 ) -> Projection:
     """Project every group (origin -> texts) onto one 2-D map, fitted once on their union.
@@ -128,7 +139,8 @@ def project(
     same map; under `UMAP_MIN_POINTS` or over `max_umap_points` points PCA is used instead (see
     `Projection.method`/`note`). With `cache_dir`, coordinates are stored under a hash of texts,
     origins, method, seed, parameters and embedder, and a repeat call returns them without
-    embedding or fitting anything.
+    embedding or fitting anything. With `numba_cache_dir`, umap's compiled code is kept there, so
+    the first UMAP of a later process does not compile it again (see `numba_cache`).
     """
     if method not in ("umap", "pca"):
         raise InputError(f"Projection method must be 'umap' or 'pca', got {method!r}.")
@@ -201,7 +213,13 @@ def project(
     on_progress(Progress(0, 1, f"{used.upper()} on {n} points"))
     start = time.perf_counter()
     if used == "umap":
-        xy = _umap_2d(all_vectors, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist)
+        xy = _umap_2d(
+            all_vectors,
+            seed=seed,
+            n_neighbors=n_neighbors,
+            min_dist=min_dist,
+            numba_cache_dir=numba_cache_dir,
+        )
     else:
         xy = _pca_2d(all_vectors)
     logger.info("%s on %d points took %.1f s", used, n, time.perf_counter() - start)
