@@ -146,9 +146,13 @@ class PlantedScorer:
         return np.array([4.0 if PLANTED in " ".join(r.values()) else 0.0 for r in rows])
 
 
-def _teacher_signal(store, task, top_n=20):
-    """What a teacher who likes the planted word would say about the task's top rows."""
-    rows = retrieve(store, task, HashingEmbedder(), RetrievalOptions(top_k=top_n)).rows
+def _teacher_signal(store, task, top_n=20, shuffle=False):
+    """What a teacher who likes the planted word would say about the task's top rows: planted
+    rows first, each group in the base's order (or, with `shuffle`, in a random order, so that
+    agreeing with the base earns nothing)."""
+    rows = list(retrieve(store, task, HashingEmbedder(), RetrievalOptions(top_k=top_n)).rows)
+    if shuffle:
+        random.Random(task.name).shuffle(rows)
     ordered = sorted(rows, key=lambda r: PLANTED not in r.row["question"])  # stable: planted first
     return RankingSignal(task, tuple(RowRef(*r.key) for r in ordered), "teacher")
 
@@ -353,7 +357,6 @@ def test_the_query_side_moves_planted_rows_up_on_unseen_tasks(world, trained_map
     assert adapted.name == "hash" and adapted.dim == 256
     before = [_planted_in_top(store, t, HashingEmbedder()) for t in TASKS[7:]]
     after = [_planted_in_top(store, t, adapted) for t in TASKS[7:]]
-    print("planted rows in the top 10, before/after:", before, after, f"{seconds:.1f} s")
     assert sum(after) > sum(before) + 3, (before, after)
     assert not np.allclose(query_map.matrix, np.eye(256))  # it learnt something
     assert seconds < 30
@@ -589,3 +592,105 @@ def test_cli_collect_counts_garbage_replies_and_writes_nothing(world, tmp_path, 
     assert "failed: t0" in err and "No signals were collected" in err and not out.exists()
     assert main([*argv[:-4], "--pseudo-tasks", "2", "--llm", "fake", "--out", str(out)]) == 2
     assert "2 pseudo-tasks" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the real ranker
+
+
+@pytest.mark.slow
+def test_a_trained_retriever_moves_planted_rows_up_end_to_end(world, tmp_path):
+    """Teacher signals -> ListMLE ranker (packaged MiniLM) -> KL query side -> folder, with
+    held-out figures; the held-out tasks' planted rows move up, and retrieval stays exact."""
+    from rebase_core.retriever import RankerConfig, TrainConfig, train_retriever
+    from rebase_core.retriever.ranker import Ranker
+
+    store, _, _ = world
+    signals = [_teacher_signal(store, t, 8) for t in TASKS[:7]]
+    heldout = [_teacher_signal(store, t, 8, shuffle=True) for t in TASKS[7:]]
+    config = TrainConfig(
+        ranker=RankerConfig(epochs=3, learning_rate=1e-4, batch_size=2, max_length=64),
+        query=QueryConfig(epochs=60, learning_rate=5e-3),
+        extra_candidates=12,
+        ranker_depth=30,
+    )
+    steps = []
+    info = train_retriever(
+        store,
+        signals,
+        HashingEmbedder(),
+        tmp_path / "r",
+        config,
+        heldout=heldout,
+        signal_files=["signals.jsonl"],
+        on_progress=steps.append,
+    )
+    assert steps[-1].done == 100 and "saved" in steps[-1].message
+    saved = json.loads((tmp_path / "r" / "retriever.json").read_text())
+    assert saved["base_embedder"] == "hash" and saved["instances"] == {"train": 7, "heldout": 3}
+    assert saved["signal_counts"] == {"teacher": 10}
+    assert set(saved["training_seconds"]) == {"ranker", "candidates", "query", "total"}
+    figures = {(m["system"], m["metric"]): m for m in saved["heldout"]["summary"]}
+    assert set(figures) >= {("base", "ndcg@10"), ("distilled", "ndcg@10"), ("ranker", "ndcg@50")}
+    assert ("distilled", "yield@100") in figures
+    # Both order the teacher's candidates more like the teacher than the base does. (In the top
+    # lists they also bring in planted rows the teacher never saw, which NDCG counts as 0.)
+    assert figures[("ranker", "pool_ndcg@10")]["delta"] > 0
+    assert figures[("distilled", "pool_ndcg@10")]["delta"] > 0
+
+    trained = load_retriever(info.path)
+    adapted = trained.query_embedder(HashingEmbedder())
+    before = sum(_planted_in_top(store, t, HashingEmbedder()) for t in TASKS[7:])
+    after = sum(_planted_in_top(store, t, adapted) for t in TASKS[7:])
+    assert after > before, (before, after)
+    ranker = trained.ranker()
+    assert isinstance(ranker, Ranker)
+    rows = store.rows(range(8))  # rows 0-3 of topic0 are planted
+    scores = ranker.score(TASKS[9], [r.cells for r in rows])
+    assert scores[:4].min() > scores[4:].max()
+    for task in TASKS[7:]:
+        exact = retrieve(store, task, adapted, RetrievalOptions(top_k=25, method="exact"))
+        index = retrieve(store, task, adapted, RetrievalOptions(top_k=25, method="index"))
+        assert [r.key for r in index.rows] == [r.key for r in exact.rows]
+
+
+@pytest.mark.slow
+def test_cli_train_eval_and_retrieve_with_the_retriever(world, tmp_path, capsys):
+    store, _, root = world
+    store_dir = str(root / "store")
+    signals = tmp_path / "signals.jsonl"
+    write_signals([_teacher_signal(store, t, 5) for t in TASKS[:3]], signals)
+    held = tmp_path / "held.jsonl"
+    write_signals([_teacher_signal(store, TASKS[8], 5)], held)
+    out = tmp_path / "home" / "retrievers" / "r1"
+    out.parent.mkdir(parents=True)
+    home = ["--workspace", str(tmp_path / "home")]
+    argv = [*home, "retriever", "train", "--store", store_dir, "--signals", str(signals),
+            "--heldout", str(held), "--out", str(out), "--ranker-epochs", "1", "--max-length",
+            "48", "--query-epochs", "3", "--no-yield", "--extra-candidates", "3"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing on stdout but results
+    assert "trained on 3 signals (1 held out)" in captured.err
+    assert load_retriever(out).info.train_instances == 3
+    assert main([*home, "retriever", "list"]) == 0
+    assert str(out) in capsys.readouterr().out
+    report = tmp_path / "eval.json"
+    argv = [*home, "retriever", "eval", "--store", store_dir, "--retriever", str(out),
+            "--signals", str(held), "--no-yield", "--out", str(report)]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(report.read_text())
+    assert data["tasks"] == 1 and {m["system"] for m in data["summary"]} == {"base", "distilled"}
+    task_file = _write_task(tmp_path / "task.json", TASKS[8])
+    rows_out = tmp_path / "rows.jsonl"
+    argv = [*home, "retrieve", "--store", store_dir, "--task", str(task_file), "--top-k", "5",
+            "--retriever", str(out), "--out", str(rows_out)]  # fmt: skip
+    assert main(argv) == 0
+    assert len(rows_out.read_text().splitlines()) == 5
+    ws = Workspace(tmp_path / "home" / "workspace.sqlite")
+    record = ws.save_task(TASKS[8])
+    ws.close()
+    assert main([*home, "retriever", "use", "--task", TASKS[8].name, "--retriever", str(out)]) == 0
+    ws = Workspace(tmp_path / "home" / "workspace.sqlite")
+    assert task_retriever(ws, record.id) == out.resolve()
+    ws.close()
+    assert main([*home, "retriever", "use", "--task", TASKS[8].name, "--base"]) == 0

@@ -50,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--heldout-share", type=float, default=0.2, help="default 0.2")
     train.add_argument("--ranker-epochs", type=float, default=1.0)
+    train.add_argument("--ranker-lr", type=float, default=3e-5, help="default 3e-5")
+    train.add_argument(
+        "--max-length", type=int, default=256, help="tokens the ranker reads (default 256)"
+    )
     train.add_argument("--query-epochs", type=int, default=40)
     train.add_argument("--extra-candidates", type=int, default=20, metavar="N")
     train.add_argument("--no-yield", action="store_true", help="skip yield in held-out figures")
@@ -175,7 +179,12 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     store, signals = _open_store_and_signals(args, settings)
     try:
         config = TrainConfig(
-            ranker=RankerConfig(epochs=args.ranker_epochs, threads=settings.threads),
+            ranker=RankerConfig(
+                epochs=args.ranker_epochs,
+                learning_rate=args.ranker_lr,
+                max_length=args.max_length,
+                threads=settings.threads,
+            ),
             query=QueryConfig(epochs=args.query_epochs, threads=settings.threads),
             extra_candidates=args.extra_candidates,
             heldout_share=args.heldout_share,

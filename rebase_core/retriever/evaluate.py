@@ -1,7 +1,10 @@
 """Held-out figures of a retriever: NDCG against teacher rankings, and the yield.
 
 - NDCG@k: a retriever's top k against a held-out signal's ranking, with linear gains (the best
-  of n ranked rows gains n, the last 1, unranked rows 0).
+  of n ranked rows gains n, the last 1, unranked rows 0). A retriever that finds good rows the
+  teacher never saw (it ranked only the base's top N) is not credited for them, so also:
+- pool NDCG@k: how the system orders the teacher's own candidates (its score of each ranked
+  row), against the teacher's order: agreement with the teacher, unaffected by new rows.
 - yield@100: the share of the task's top 100 rows that the transformation turns into valid,
   grounded pairs with plans (`plan_datasets` with rules only, `transform` in plan mode): no
   LLM call. A reasoning task is planned on its direct-answer form (the examples' final
@@ -26,9 +29,9 @@ import numpy as np
 from rebase_core.datastore import Datastore
 from rebase_core.embed import Embedder
 from rebase_core.errors import InputError
-from rebase_core.retrieval import RetrievalOptions, retrieve
+from rebase_core.retrieval import RetrievalOptions, retrieve, task_vectors
 from rebase_core.retriever.ranker import Scorer
-from rebase_core.retriever.signals import RankingSignal
+from rebase_core.retriever.signals import RankingSignal, resolve_signals
 from rebase_core.task import is_chain_of_thought
 from rebase_core.types import Example, Progress, ProgressFn, ScoredRow, Task, no_progress
 
@@ -47,6 +50,32 @@ def ndcg(
     dcg = sum(gains.get(key, 0.0) / math.log2(i + 2) for i, key in enumerate(ranked[:k]))
     ideal = sum(float(n - i) / math.log2(i + 2) for i in range(min(k, n)))
     return dcg / ideal
+
+
+def rebase_row_scores(
+    store: Datastore,
+    task: Task,
+    embedder: Embedder,
+    row_idxs: Sequence[int],
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> np.ndarray:
+    """The ReBase score of given rows (the formula of `retrieval`, for rows of any rank)."""
+    tv = task_vectors(task, embedder)
+    q = np.stack([tv.m_in, tv.m_out], axis=1)
+    w = np.asarray(weights, dtype=np.float64)
+    out = np.empty(len(row_idxs), dtype=np.float64)
+    for i, idx in enumerate(row_idxs):
+        sims = np.asarray(store.vectors[int(store.row_start[idx]) : int(store.row_end[idx])]) @ q
+        ds = float(store.dataset_vectors[int(store.row_dataset[idx])] @ tv.instruction)
+        out[i] = (w[0] * sims[:, 0].max() + w[1] * sims[:, 1].max() + w[2] * ds) / w.sum()
+    return out
+
+
+def _pool_order(
+    keys: Sequence[tuple[str, str, str]], scores: np.ndarray
+) -> list[tuple[str, str, str]]:
+    """The keys by score, best first; ties keep the reference order (no credit from ties)."""
+    return [keys[int(i)] for i in np.argsort(-np.asarray(scores), kind="stable")]
 
 
 def direct_form(task: Task) -> Task:
@@ -175,12 +204,18 @@ def evaluate_retriever(
         systems["distilled"] = distilled
     per_task: list[tuple[str, dict[str, dict[str, float]]]] = []
     seconds: dict[str, list[float]] = {}
+    pools = resolve_signals(store, signals)
     for i, signal in enumerate(signals):
         if should_stop():
             break
         on_progress(Progress(i, len(signals), f"evaluating on {signal.task.name}"))
         reference = [r.key for r in signal.ranking]
+        pool = pools[i]
         figures: dict[str, dict[str, float]] = {}
+        pool_scores: dict[str, np.ndarray] = {
+            name: rebase_row_scores(store, signal.task, embedder, pool, options.weights)
+            for name, embedder in systems.items()
+        }
         lists: dict[str, Sequence[ScoredRow]] = {}
         for name, embedder in systems.items():
             started = time.perf_counter()
@@ -188,14 +223,17 @@ def evaluate_retriever(
             seconds.setdefault(name, []).append(time.perf_counter() - started)
         if ranker is not None:
             started = time.perf_counter()
-            pool = retrieve(store, signal.task, base, replace(options, top_k=ranker_depth)).rows
-            scores = ranker.score(signal.task, [r.row for r in pool])
+            found = retrieve(store, signal.task, base, replace(options, top_k=ranker_depth)).rows
+            scores = ranker.score(signal.task, [r.row for r in found])
             order = np.argsort(-scores, kind="stable")[:depth]
-            lists["ranker"] = [pool[int(j)] for j in order]
+            lists["ranker"] = [found[int(j)] for j in order]
             seconds.setdefault("ranker", []).append(time.perf_counter() - started)
+            pool_scores["ranker"] = ranker.score(signal.task, [r.cells for r in store.rows(pool)])
         for name, rows in lists.items():
             keys = [r.key for r in rows]
             figures[name] = {f"ndcg@{k}": ndcg(keys, reference, k) for k in NDCG_KS}
+            in_pool = _pool_order(reference, pool_scores[name])
+            figures[name].update({f"pool_ndcg@{k}": ndcg(in_pool, reference, k) for k in NDCG_KS})
             if with_yield:
                 figures[name][f"yield@{YIELD_TOP}"] = plan_yield(signal.task, rows[:YIELD_TOP])
         per_task.append((signal.task.name, figures))

@@ -8,7 +8,8 @@ those vectors as always. W re-weights what a task asks for; b carries what the t
 whatever the task (one direction towards useful rows).
 
 Training (Intermediate Distillation's KL stage): for each signal's candidate rows, the ranker's
-scores give a distribution p = softmax(ranker / T_teacher); the retriever's own ReBase scores,
+scores give p = softmax(z / T_teacher) (z: the scores centred per list, in units of their
+spread over all lists); the retriever's own ReBase scores,
 computed from the stored cell vectors with W in the graph,
 
     S_in(r) = max_c v_c . mean_i normalise(W e(x_i)),   S_out likewise,
@@ -94,7 +95,7 @@ class QueryConfig:
     learning_rate: float = 2e-3  # Adam
     batch_size: int = 16  # signals per step
     l2_to_identity: float = 0.05  # weight of ||W - I||^2 + ||b||^2
-    teacher_temperature: float = 1.0  # on the ranker's logits
+    teacher_temperature: float = 0.5  # on the ranker's scores, in units of their spread
     student_temperature: float = 0.05  # initial value; learnt
     seed: int = 0
     threads: int = 1
@@ -126,6 +127,18 @@ def task_texts(task: Task) -> list[str]:
         *(e.input for e in task.examples),
         *(final_answer(e.output) for e in task.examples),
         task.instruction,
+    ]
+
+
+def standardised(instances: Sequence[DistillInstance]) -> list[DistillInstance]:
+    """Targets centred per list and divided by their spread over all lists: the teacher's
+    temperature is then in units of the ranker's own spread, whatever scale its logits took in
+    training (one scale for all lists, so a list the ranker finds flat stays flat)."""
+    centred = [np.asarray(i.targets, dtype=np.float64) - np.mean(i.targets) for i in instances]
+    spread = float(np.std(np.concatenate(centred))) or 1.0
+    return [
+        DistillInstance(i.task, i.row_idxs, tuple(float(v) for v in c / spread))
+        for i, c in zip(instances, centred, strict=True)
     ]
 
 
@@ -211,6 +224,7 @@ def train_query_side(
     instances = [i for i in instances if len(i.row_idxs) >= 2]
     if not instances:
         raise InputError("No instance with two or more candidate rows to train the query side.")
+    instances = standardised(instances)
     if store.embedder_name != embedder.name:
         raise InputError(
             f"The datastore was built with {store.embedder_name!r} but the query side would "

@@ -148,7 +148,7 @@ def train_ranker(
         CrossEncoderTrainingArguments,
     )
     from sentence_transformers.cross_encoder.losses import ListMLELoss
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -192,6 +192,7 @@ def train_ranker(
             loss=ListMLELoss(ranker.model, mini_batch_size=32),
             callbacks=[_Report()],
         )
+        trainer.remove_callback(PrinterCallback)  # it prints the metrics to stdout
         trainer.train()
     ranker.model.eval()
     seconds = time.perf_counter() - started
