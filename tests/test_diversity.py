@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -376,6 +377,257 @@ def test_cli_bad_files_exit_2_with_one_line(tmp_path, capsys, content, message):
     assert main(["diversity", str(path), "--embedder", "hash"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+# --- the comparison (what the Compare page shows) -------------------------------------------
+
+
+@pytest.fixture
+def compared(settings):
+    """A task with examples, a retrieval run of 4 rows (3 kept), 5 ReBase pairs (2 curated), two
+    direct runs (the older with 4 pairs and two failure reasons), one SELF-GUIDE run and a manual
+    pair."""
+    from rebase_core.types import Failure, Task
+    from rebase_core.workspace import Workspace
+
+    ws = Workspace(settings.workspace_db)
+    task = Task("t", "Answer yes or no.", (Example("Is it?", "yes"), Example("Is it not?", "no")))
+    rec = ws.save_task(task)
+    rows = [
+        ScoredRow(
+            "ds", "default", str(i), 0.5, 0.5, 0.5, 0.5, "q", "a", "", {"q": f"row {i}", "a": "x"}
+        )
+        for i in range(4)
+    ]
+    retrieval = ws.save_retrieval(rec, "store", {}, "exact", 0.1, rows, range(4))
+    ws.set_selected(retrieval, [2], False)  # the user drops the third row
+
+    def add(kind, origin, count, curated=0):
+        run = ws.create_pair_run(rec.id, kind, llm="fake")
+        statuses = ["accepted", "edited"][:curated] + ["pending"] * (count - curated)
+        pairs = [
+            Pair(f"{origin}-{run}-{i}", f"{origin} input {i}", "yes" if i % 2 else "no", origin, s)
+            for i, s in enumerate(statuses)
+        ]
+        ws.add_pairs(run, rec.id, pairs)
+        return run
+
+    add("transform", "rebase", 5, curated=2)
+    old_direct = add("direct", "direct", 4, curated=1)
+    for i, reason in enumerate(["duplicate", "parse", "duplicate"]):
+        ws.add_failure(old_direct, f"k{i}", Failure(reason, "detail"))
+    new_direct = add("direct", "direct", 2)
+    guide = add("self-guide", "self-guide", 3)
+    add("manual", "manual", 1)
+    return ws, rec, {"old_direct": old_direct, "new_direct": new_direct, "guide": guide}
+
+
+def test_baseline_runs_are_listed_per_kind_with_labels(compared):
+    ws, rec, ids = compared
+    listed = diversity.list_baseline_runs(ws, rec.id)
+    assert bool(listed) and set(listed.by_kind) == {"direct", "self-guide"}
+    assert [r.id for r in listed.by_kind["direct"]] == [ids["new_direct"], ids["old_direct"]]
+    assert listed.newest is not None and listed.newest.id == ids["guide"]
+    assert listed.labels[ids["old_direct"]].endswith("· 4 pairs, 1 curated")
+    assert listed.labels[ids["old_direct"]].startswith(f"#{ids['old_direct']} · fake · ")
+    other = ws.save_task(replace(rec.task, name="another"))
+    empty = diversity.list_baseline_runs(ws, other.id)
+    assert not empty and empty.newest is None
+
+
+def test_comparison_sets_raw_and_curated(compared):
+    ws, rec, ids = compared
+    comparison = diversity.build_comparison(
+        ws, rec, {"direct": ids["old_direct"], "self-guide": ids["guide"]}
+    )
+    assert list(comparison.pairs) == ["rebase", "direct", "self-guide", "manual"]
+    assert comparison.has_rebase and not comparison.is_empty
+    assert [len(comparison.pairs[o]) for o in comparison.pairs] == [5, 4, 3, 1]
+    sets = {s.name: s.items for s in comparison.sets(curated=True)}
+    assert list(sets) == [
+        "retrieved",
+        "rebase",
+        "rebase · curated",
+        "direct",
+        "direct · curated",
+        "self-guide",
+        "self-guide · curated",
+        "manual",
+        "manual · curated",
+    ]
+    assert sets["retrieved"] == (("row 0", "x"), ("row 1", "x"), ("row 3", "x"))  # kept rows only
+    assert len(sets["rebase · curated"]) == 2 and sets["self-guide · curated"] == ()
+    assert sets["direct"][0] == ("direct input 0", "no")
+    raw = [s.name for s in comparison.sets(curated=False)]
+    assert raw == ["retrieved", "rebase", "direct", "self-guide", "manual"]
+    # The newest direct run is another set; an unknown kind is the caller's mistake.
+    newer = diversity.build_comparison(ws, rec, {"direct": ids["new_direct"]})
+    assert len(newer.pairs["direct"]) == 2 and "self-guide" not in newer.pairs
+    with pytest.raises(InputError, match="per kind"):
+        diversity.build_comparison(ws, rec, {"rebase": 1})
+
+
+def test_failure_reasons_per_chosen_run(compared):
+    ws, rec, ids = compared
+    comparison = diversity.build_comparison(
+        ws, rec, {"direct": ids["old_direct"], "self-guide": ids["guide"]}
+    )
+    direct, guide = comparison.drops
+    assert (direct.kind, direct.run_id) == ("direct", ids["old_direct"])
+    assert direct.reasons == (("duplicate", 2), ("parse", 1))
+    assert direct.text == "duplicate 2, parse 1"
+    assert guide.text == "none"
+    assert diversity.build_comparison(ws, rec, {}).drops == ()
+
+
+def test_map_groups_and_the_selection_table(compared):
+    ws, rec, ids = compared
+    comparison = diversity.build_comparison(ws, rec, {"direct": ids["old_direct"]})
+    groups = comparison.map_groups()
+    assert list(groups.texts) == ["examples", "retrieved", "rebase", "direct", "manual"]
+    assert groups.ids["examples"] == ("examples:0", "examples:1")
+    assert groups.ids["retrieved"] == (
+        "retrieved:ds/default/0",
+        "retrieved:ds/default/1",
+        "retrieved:ds/default/3",
+    )
+    assert groups.ids["direct"] == tuple(p.id for p in comparison.pairs["direct"])
+    assert groups.outputs == {"examples:0": "yes", "examples:1": "no"} | {
+        i: "x" for i in groups.ids["retrieved"]
+    }
+    rng = np.random.default_rng(0)
+    vectors = {k: rng.normal(size=(len(t), 8)).astype(np.float32) for k, t in groups.texts.items()}
+    proj = project(groups.texts, vectors=vectors, ids=groups.ids, method="pca")
+    fig = projection_figure(proj)
+
+    def point(trace: int, i: int) -> dict:
+        return {"customdata": list(fig.data[trace].customdata[i])}
+
+    # An example, a retrieved row and a curated direct pair; a stale point selects nothing.
+    events = [point(0, 1), point(1, 2), point(3, 0), {"customdata": ["gone", 0]}]
+    selection = comparison.selection(proj, events)
+    assert len(selection) == 3
+    table = selection.columns()
+    assert list(table) == ["origin", "input", "output", "status", "id"]
+    assert table["origin"] == ["examples", "retrieved", "direct"]
+    assert table["input"] == ["Is it not?", "row 3", "direct input 0"]
+    assert table["output"] == ["no", "x", "no"]
+    assert table["status"] == ["", "", "accepted"]
+    assert selection.pair_ids == (comparison.pairs["direct"][0].id,)
+    assert not comparison.selection(proj, [])
+
+
+def test_metrics_table_cards_and_the_zip_export(compared):
+    import io
+    import zipfile
+
+    ws, rec, ids = compared
+    comparison = diversity.build_comparison(ws, rec, {"direct": ids["old_direct"]})
+    metrics = {
+        s.name: measure_diversity([a for a, _ in s.items], [b for _, b in s.items])
+        if s.items
+        else None
+        for s in comparison.sets()
+    }
+    metrics["empty · curated"] = None
+    table = diversity.metrics_table(metrics)
+    assert table.columns[:4] == ("pairs", "unique inputs", "distinct-1", "distinct-2")
+    assert table.sets[-1] == "empty · curated" and table.rows[-1][0] == 0
+    assert set(table.rows[-1][1:]) == {None}
+    data = table.to_json_dict()
+    assert data["rebase"]["pairs"] == 5 and data["direct · curated"]["pairs"] == 1
+    assert data["rebase"]["dispersion"] is None  # measured without vectors
+    assert (
+        table.number_formats()["pairs"] == "%d" and table.number_formats()["distinct-2"] == "%.3f"
+    )
+    csv_lines = table.to_csv().splitlines()
+    assert csv_lines[0].split(",")[:3] == ["set", "pairs", "unique inputs"]
+    assert csv_lines[-1].startswith("empty · curated,0,,")
+
+    cards = diversity.headline_cards(metrics)
+    assert [c.label for c in cards] == [
+        "rebase: distinct bigrams",
+        "direct: distinct bigrams",
+        "manual: distinct bigrams",
+    ]
+    assert cards[0].delta is None and cards[1].delta is not None
+    assert cards[1].delta.endswith("vs ReBase") and cards[0].help.startswith("5 pairs")
+
+    figures = diversity.distribution_figures(comparison, metrics)
+    assert figures.input_lengths is not None and figures.labels is not None
+    assert [t.name for t in figures.input_lengths.data] == ["rebase", "direct", "manual"]
+    named = figures.named()
+    assert list(named) == ["input_lengths", "output_lengths", "labels"]
+    blob = diversity.comparison_zip(table, {"map": figures.input_lengths, **named})
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        names = sorted(archive.namelist())
+        assert names == sorted(
+            ["metrics.csv", "metrics.json", "map.html", *(f"{n}.html" for n in named)]
+        )
+        assert json.loads(archive.read("metrics.json")) == data
+        assert archive.read("metrics.csv").decode() == table.to_csv()
+        assert "plotly" in archive.read("labels.html").decode().lower()
+
+
+def test_png_export_says_why_it_is_missing(monkeypatch):
+    import importlib.util
+
+    from rebase_core.diversity import comparison as comparison_module
+
+    class Figure:
+        def to_image(self, format: str) -> bytes:
+            assert format == "png"
+            return b"\x89PNG"
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        comparison_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "kaleido" else real(name, *a),
+    )
+    missing = diversity.figure_png(Figure())
+    assert missing.data is None and "kaleido" in missing.note
+    monkeypatch.setattr(comparison_module.importlib.util, "find_spec", lambda name, *a: object())
+    assert diversity.figure_png(Figure()).data == b"\x89PNG"
+
+
+# --- the background projection --------------------------------------------------------------
+
+
+def test_background_projection_runs_in_a_thread_and_writes_the_cache(tmp_path, monkeypatch):
+    import threading
+
+    release, fits = threading.Event(), []
+
+    def slow_umap(vectors, **kwargs):
+        fits.append(threading.current_thread().name)
+        release.wait(10)
+        return diversity.projection._pca_2d(vectors)
+
+    monkeypatch.setattr(diversity.projection, "_umap_2d", slow_umap)
+    groups = _two_clusters(8)
+    running = diversity.start_projection(groups, cache_dir=tmp_path)
+    assert not running.done and running.result is None and running.error is None
+    release.set()
+    assert running.wait(10) and running.error is None
+    assert running.result is not None and running.result.method == "umap"
+    assert fits == ["umap-projection"]  # in the daemon thread, not the caller's
+    # Written to the disk cache as `project` does: the same data loads without fitting.
+    again = project(groups, cache_dir=tmp_path, method="umap")
+    assert again.from_cache and fits == ["umap-projection"]
+    assert np.array_equal(again.x, running.result.x)
+
+
+def test_background_projection_keeps_the_error(monkeypatch):
+    def broken(vectors, **kwargs):
+        raise RuntimeError("numba says no")
+
+    monkeypatch.setattr(diversity.projection, "_umap_2d", broken)
+    running = diversity.start_projection(_two_clusters(8))
+    assert running.wait(10)
+    assert running.result is None and isinstance(running.error, RuntimeError)
+    with pytest.raises(InputError, match="'umap' or 'pca'"):
+        diversity.start_projection(_two_clusters(8), method="tsne")
 
 
 # --- umap's compiled code across processes --------------------------------------------------

@@ -1,12 +1,14 @@
 """A shared 2-D projection of several sets (examples, retrieved rows, ReBase pairs, baselines),
-fitted once on their union: seeded UMAP, PCA for tiny or huge sets, cached by content."""
+fitted once on their union: seeded UMAP, PCA for tiny or huge sets, cached by content; and
+`start_projection`, the same in a background thread for a caller that polls."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -298,3 +300,77 @@ def _collect_vectors(
             parts.append(embedded[used : used + len(members)])
             used += len(members)
     return np.concatenate([p for p in parts if len(p)])
+
+
+class BackgroundProjection:
+    """A projection computed in a daemon thread, for a caller that must not block on it (UMAP
+    takes seconds to minutes, and its first call in a process compiles). Poll `done`, then read
+    `result` or `error`; the handle can be kept across a page's reruns (in its session state).
+    The thread calls only the library, never the UI."""
+
+    def __init__(self, compute: Callable[[], Projection], *, name: str = "projection") -> None:
+        self._result: Projection | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(compute,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, compute: Callable[[], Projection]) -> None:
+        try:
+            self._result = compute()
+        except Exception as exc:  # kept for the caller to show: a thread's exception is lost
+            logger.warning("background projection failed: %s", exc)
+            self._error = exc
+
+    @property
+    def done(self) -> bool:
+        """True once the thread has finished, with a result or an error."""
+        return not self._thread.is_alive()
+
+    @property
+    def result(self) -> Projection | None:
+        """The projection, once `done` and if it did not fail."""
+        return self._result
+
+    @property
+    def error(self) -> Exception | None:
+        """What the projection raised, once `done`, if it failed."""
+        return self._error
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until done or `timeout_s` passed; return `done`."""
+        self._thread.join(timeout_s)
+        return self.done
+
+
+def start_projection(
+    groups: Mapping[str, Sequence[str] | np.ndarray],
+    *,
+    vectors: Mapping[str, np.ndarray] | None = None,
+    embedder: Embedder | None = None,
+    ids: Mapping[str, Sequence[str]] | None = None,
+    method: str = "umap",
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    numba_cache_dir: Path | None = None,
+) -> BackgroundProjection:
+    """Start `project(...)` with these arguments in a daemon thread and return its handle at once.
+
+    The result goes to the disk cache under `cache_dir` as with `project`, so a later call on the
+    same data (another session, another server process) loads it instead of fitting again.
+    """
+    if method not in ("umap", "pca"):  # said here, not later from inside the thread
+        raise InputError(f"Projection method must be 'umap' or 'pca', got {method!r}.")
+
+    def compute() -> Projection:
+        return project(
+            groups,
+            vectors=vectors,
+            embedder=embedder,
+            ids=ids,
+            method=method,
+            seed=seed,
+            cache_dir=cache_dir,
+            numba_cache_dir=numba_cache_dir,
+        )
+
+    return BackgroundProjection(compute, name=f"{method}-projection")
