@@ -694,3 +694,70 @@ def test_cli_train_eval_and_retrieve_with_the_retriever(world, tmp_path, capsys)
     assert task_retriever(ws, record.id) == out.resolve()
     ws.close()
     assert main([*home, "retriever", "use", "--task", TASKS[8].name, "--base"]) == 0
+
+
+# ----------------------------------------------------------------------------- panel calls
+
+
+def test_before_and_after_shows_what_moved_and_the_rankers_score(world, trained_map, tmp_path):
+    from rebase_core.retriever import compare_top_rows
+
+    store, _, _ = world
+    folder = tmp_path / "r"
+    _save(folder, trained_map[0])
+    moved = compare_top_rows(
+        store, TASKS[9], HashingEmbedder(), load_retriever(folder), 10, ranker=PlantedScorer()
+    )
+    assert [m.new_rank for m in moved[:10]] == list(range(10))
+    assert all(m.ranker_score is not None for m in moved)
+    up = [m for m in moved if m.moved is not None and m.moved > 0]
+    assert up and all(PLANTED in m.row.row["question"] for m in up[:3])
+    assert {m.row.key for m in moved} >= {m.row.key for m in moved if m.base_rank in range(10)}
+
+
+class _Ctx:
+    def __init__(self):
+        self.reports = []
+
+    def progress(self, p):
+        self.reports.append(p)
+
+    def should_stop(self):
+        return False
+
+
+def test_collect_job_writes_teacher_and_curation_signals(world, tmp_path):
+    from rebase_core.retriever.jobs import (
+        CollectRun,
+        TrainRetrieverRun,
+        run_collect_job,
+        train_config,
+    )
+    from rebase_core.runs import LLMRef
+
+    _, _, root = world
+    settings = Settings(home=tmp_path / "home")
+    ws = Workspace(settings.workspace_db)
+    record = ws.save_task(TASKS[0])
+    ws.close()
+    spec = CollectRun(
+        store=str(root / "store"),
+        out=str(tmp_path / "s.jsonl"),
+        llm=LLMRef("fake", options={"replies": ['{"order": [2, 1, 3]}', "[4, 1]"]}),
+        task_ids=(record.id,),
+        pseudo_tasks=1,
+        top_n=4,
+        curation=True,
+    )
+    assert CollectRun.from_params(spec.to_params()) == spec
+    result = run_collect_job(spec.to_params(), settings, _Ctx())
+    assert result["signals"] == 2 and "1 partial" in result["summary"]
+    signals = read_signals(tmp_path / "s.jsonl")
+    assert signals[0].task.name == TASKS[0].name
+    assert signals[1].task.name.startswith("pseudo:")
+    train = TrainRetrieverRun(str(root / "store"), (str(tmp_path / "s.jsonl"),), "out", {})
+    assert TrainRetrieverRun.from_params(train.to_params()) == train
+    config = train_config({"extra_candidates": 3, "query": {"epochs": 2}})
+    assert config.extra_candidates == 3 and config.query.epochs == 2
+    with pytest.raises(InputError, match="Unknown retriever training option"):
+        train_config({"epoch": 1})
