@@ -2,18 +2,12 @@
 
 Side-by-side diversity metrics (raw and curated), the shared 2-D map of examples, retrieved rows
 and every set of pairs (lasso a region to list its points and curate them), length and label
-charts, a baseline launcher running as a background job, and a one-click export.
+charts, a baseline launcher running as a background job, and a one-click export. What is shown is
+computed by `rebase_core.diversity.comparison`; this page reads the widgets and renders.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import io
-import json
-import threading
-import zipfile
-from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,15 +17,22 @@ import streamlit as st
 import ui
 from rebase_core import runs
 from rebase_core.diversity import (
+    BASELINES,
+    METRIC_NOTES,
+    BackgroundProjection,
     DiversityMetrics,
+    build_comparison,
+    comparison_zip,
+    distribution_figures,
     embed_texts,
-    input_output,
-    label_figure,
-    length_figure,
+    figure_png,
+    headline_cards,
+    list_baseline_runs,
     measure_diversity,
+    metrics_table,
     project,
     projection_figure,
-    selected_indices,
+    start_projection,
 )
 from rebase_core.synthesize import (
     DEFAULT_STUDENT,
@@ -40,24 +41,9 @@ from rebase_core.synthesize import (
     estimate_synthesis,
     make_config,
 )
-from rebase_core.types import Pair
 from rebase_core.workspace import PairRun
 
-BASELINES = ("direct", "self-guide")
-PAIR_ORIGINS = ("rebase", *BASELINES, "manual")
-CURATED = ("accepted", "edited")
 SMOLLM2_CALLS_PER_S = 2.0  # measured 1.2-3.1 SELF-GUIDE calls/s on one core of a busy box
-METRIC_COLUMNS = {
-    "n": "pairs",
-    "unique_inputs": "unique inputs",
-    "distinct_1": "distinct-1",
-    "distinct_2": "distinct-2",
-    "avg_input_len": "input words",
-    "avg_output_len": "output words",
-    "dispersion": "dispersion",
-    "near_duplicate_share": "near-duplicates",
-    "label_entropy": "label balance",
-}
 
 settings = ui.get_settings()
 st.title("Compare")
@@ -71,26 +57,6 @@ st.caption(
 )
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
-def run_label(run: Any, counts: Mapping[str, int]) -> str:
-    total = sum(counts.values())
-    curated = sum(counts.get(s, 0) for s in CURATED)
-    return f"#{run.id} · {run.llm or '?'} · {run.created_at} · {total} pairs, {curated} curated"
-
-
-def metrics_frame(metrics: Mapping[str, DiversityMetrics | None]) -> pd.DataFrame:
-    """One row per set, the report's numbers as columns (empty sets have none)."""
-    rows = []
-    for name, m in metrics.items():
-        row: dict[str, Any] = {"set": name}
-        data = m.to_json_dict() if m is not None else {"n": 0}
-        row.update({label: data.get(field) for field, label in METRIC_COLUMNS.items()})
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("set")
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def cached_vectors(texts: tuple[str, ...], embedder_name: str, threads: int) -> np.ndarray:
     return embed_texts(ui.get_embedder(embedder_name, threads), list(texts))
@@ -101,28 +67,12 @@ def cached_metrics(
     pairs: tuple[tuple[str, str], ...], embedder_name: str, threads: int
 ) -> DiversityMetrics:
     vectors = cached_vectors(tuple(p[0] for p in pairs), embedder_name, threads)
-    items = [{"input": a, "output": b} for a, b in pairs]
-    return measure_diversity(items, vectors=vectors)
-
-
-def zip_export(frame: pd.DataFrame, figures: Mapping[str, Any]) -> bytes:
-    """The comparison as one file: metrics (CSV and JSON) and every chart as standalone HTML."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("metrics.csv", frame.to_csv())
-        archive.writestr(
-            "metrics.json", json.dumps(json.loads(frame.to_json(orient="index")), indent=2)
-        )
-        for name, fig in figures.items():
-            archive.writestr(f"{name}.html", fig.to_html(include_plotlyjs=True, full_html=True))
-    return buffer.getvalue()
+    return measure_diversity([a for a, _ in pairs], [b for _, b in pairs], vectors=vectors)
 
 
 # ----------------------------------------------------------------------------- baseline runs
-
-baseline_runs = {kind: ws.pair_runs(record.id, kind) for kind in BASELINES}
-run_counts = {r.id: ws.status_counts(run_id=r.id) for rs in baseline_runs.values() for r in rs}
-newest = max((r for rs in baseline_runs.values() for r in rs), key=lambda r: r.id, default=None)
+baseline_runs = list_baseline_runs(ws, record.id)
+newest = baseline_runs.newest
 latest_job = runs.pair_run_job(settings, newest) if newest is not None else None
 
 
@@ -148,7 +98,7 @@ elif newest is not None and latest_job is not None:
             runs.resume_pair_run(settings, ws, newest)
         st.rerun()
 
-no_baseline = not any(baseline_runs.values())
+no_baseline = not baseline_runs
 with st.expander("Launch a baseline run", expanded=no_baseline, icon=":material/rocket_launch:"):
     if no_baseline:
         st.info(
@@ -161,7 +111,7 @@ with st.expander("Launch a baseline run", expanded=no_baseline, icon=":material/
             METHODS,
             default="direct",
             key="cmp_method",
-            format_func={"direct": "Direct generation", "self-guide": "SELF-GUIDE"}.get,
+            format_func={"direct": "Direct generation", "self-guide": "SELF-GUIDE"}.__getitem__,
             help="Direct: an LLM writes pairs from the instruction and examples, temperature "
             "rising from 0.5, duplicates voted out. SELF-GUIDE: the student writes inputs, answers "
             "each several times and keeps answers it agrees on that pass the rule filters.",
@@ -176,7 +126,7 @@ with st.expander("Launch a baseline run", expanded=no_baseline, icon=":material/
             "Seed",
             0,
             1_000_000,
-            len(baseline_runs[method]),
+            len(baseline_runs.by_kind[method]),
             help="Another seed gives other pairs; the same seed reruns from the cache for free.",
         )
     )
@@ -241,41 +191,32 @@ if "cmp_toast" in st.session_state:
     st.toast(st.session_state.pop("cmp_toast"))
 
 # ----------------------------------------------------------------------------- the sets
-all_pairs = ws.pairs(task_id=record.id)
-rebase_pairs = [p for p in all_pairs if p.origin == "rebase"]
-if not rebase_pairs:
-    st.info(
+no_rebase = st.container()  # above the run pickers, filled once the sets are loaded
+chosen_runs: dict[str, int] = {}
+if baseline_runs:
+    for col, kind in zip(st.columns(len(BASELINES)), BASELINES, strict=True):
+        if baseline_runs.by_kind[kind]:
+            options = [r.id for r in baseline_runs.by_kind[kind]]
+            picked = col.selectbox(
+                f"{kind} run",
+                options,
+                format_func=baseline_runs.labels.__getitem__,
+                key=f"cmp_run_{kind}",
+            )
+            chosen_runs[kind] = options[0] if picked is None else picked
+        else:
+            col.caption(f"No {kind} run yet.")
+with ui.shown_errors():
+    comparison = build_comparison(ws, record, chosen_runs)
+if not comparison.has_rebase:
+    no_rebase.info(
         "No ReBase pairs yet: transform the retrieved rows into pairs first, then come back to "
         "compare them with the baselines."
     )
-    st.page_link(
+    no_rebase.page_link(
         "app_pages/transform.py", label="Go to Transform & curate", icon=":material/auto_fix_high:"
     )
-
-chosen_runs: dict[str, int] = {}
-if any(baseline_runs.values()):
-    cols = st.columns(len(BASELINES))
-    for col, kind in zip(cols, BASELINES, strict=True):
-        if baseline_runs[kind]:
-            options = {r.id: run_label(r, run_counts[r.id]) for r in baseline_runs[kind]}
-            chosen_runs[kind] = col.selectbox(
-                f"{kind} run", list(options), format_func=options.get, key=f"cmp_run_{kind}"
-            )
-        else:
-            col.caption(f"No {kind} run yet.")
-
-pairs_by_origin: dict[str, list[Pair]] = {"rebase": rebase_pairs}
-for kind, run_id in chosen_runs.items():
-    pairs_by_origin[kind] = ws.pairs(run_id=run_id)
-manual = [p for p in all_pairs if p.origin == "manual"]
-if manual:
-    pairs_by_origin["manual"] = manual
-pairs_by_id = {p.id: p for ps in pairs_by_origin.values() for p in ps}
-
-retrieval_runs = ws.retrieval_runs(record.id)
-retrieved = ws.kept_rows(retrieval_runs[0].id) if retrieval_runs else []
-
-if not any(pairs_by_origin.values()) and not retrieved:
+if comparison.is_empty:
     st.stop()
 
 # ----------------------------------------------------------------------------- metrics
@@ -286,77 +227,34 @@ show_curated = st.toggle(
     key="cmp_curated",
     bind="query-params",
 )
-sets: dict[str, list[tuple[str, str]]] = {}
-if retrieved:
-    sets["retrieved"] = [input_output(r) for r in retrieved]
-for origin, pairs in pairs_by_origin.items():
-    if pairs:
-        sets[origin] = [(p.input, p.output) for p in pairs]
-    if show_curated and pairs:
-        sets[f"{origin} · curated"] = [(p.input, p.output) for p in pairs if p.status in CURATED]
-
 metrics: dict[str, DiversityMetrics | None] = {}
 with st.spinner("Embedding and measuring…"), ui.shown_errors():
-    for name, items in sets.items():
-        metrics[name] = cached_metrics(tuple(items), embedder_name, threads) if items else None
-frame = metrics_frame(metrics)
+    for s in comparison.sets(curated=show_curated):
+        metrics[s.name] = cached_metrics(s.items, embedder_name, threads) if s.items else None
+table = metrics_table(metrics)
 
 st.subheader("Diversity")
-cards = [o for o in pairs_by_origin if metrics.get(o) is not None]
-if cards:
-    base = metrics.get("rebase")
-    for col, origin in zip(st.columns(len(cards)), cards, strict=True):
-        m = metrics[origin]
-        assert m is not None
-        delta = None
-        if base is not None and origin != "rebase":
-            delta = f"{m.distinct_2 - base.distinct_2:+.3f} vs ReBase"
-        col.metric(
-            f"{origin}: distinct bigrams",
-            f"{m.distinct_2:.3f}",
-            delta=delta,
-            help=f"{m.n} pairs; unique inputs {m.unique_inputs:.0%}",
-        )
+if cards := headline_cards(metrics):
+    for col, card in zip(st.columns(len(cards)), cards, strict=True):
+        col.metric(card.label, card.value, delta=card.delta, help=card.help)
 st.dataframe(
-    frame,
+    pd.DataFrame(list(table.rows), index=pd.Index(table.sets, name="set"), columns=table.columns),
     key="cmp_metrics",
     column_config={
-        label: st.column_config.NumberColumn(format="%d" if field == "n" else "%.3f")
-        for field, label in METRIC_COLUMNS.items()
+        c: st.column_config.NumberColumn(format=f) for c, f in table.number_formats().items()
     },
 )
-st.caption(
-    "unique inputs: share of distinct inputs · distinct-n: distinct n-grams ÷ all n-grams of the "
-    "inputs · words: average lengths · dispersion: mean pairwise cosine distance of the input "
-    "embeddings (higher is more spread) · near-duplicates: share of inputs whose nearest "
-    "neighbour has cosine ≥ 0.95 · label balance: label entropy ÷ its maximum (1 = even)."
-)
+st.caption(METRIC_NOTES)
 with st.expander("Why pairs were dropped", icon=":material/filter_alt:"):
-    for kind, run_id in chosen_runs.items():
-        counts = Counter(f.failure.reason for f in ws.failures(run_id))
-        text = ", ".join(f"{k} {v}" for k, v in counts.most_common()) or "none"
-        st.markdown(f"**{kind}** run #{run_id}: {text}")
-    if not chosen_runs:
+    for drops in comparison.drops:
+        st.markdown(f"**{drops.kind}** run #{drops.run_id}: {drops.text}")
+    if not comparison.drops:
         st.caption("No baseline run yet.")
 
 # ----------------------------------------------------------------------------- the map
 st.subheader("Map")
-groups: dict[str, list[str]] = {"examples": [e.input for e in task.examples]}
-ids: dict[str, list[str]] = {"examples": [f"examples:{i}" for i in range(len(task.examples))]}
-outputs: dict[str, str] = {f"examples:{i}": e.output for i, e in enumerate(task.examples)}
-if retrieved:
-    groups["retrieved"] = [input_output(r)[0] for r in retrieved]
-    ids["retrieved"] = [f"retrieved:{r.dataset}/{r.config}/{r.row_id}" for r in retrieved]
-    outputs.update(
-        {i: input_output(r)[1] for i, r in zip(ids["retrieved"], retrieved, strict=True)}
-    )
-for origin, pairs in pairs_by_origin.items():
-    if pairs:
-        groups[origin] = [p.input for p in pairs]
-        ids[origin] = [p.id for p in pairs]
-vectors = {
-    name: cached_vectors(tuple(texts), embedder_name, threads) for name, texts in groups.items()
-}
+groups = comparison.map_groups()
+vectors = {k: cached_vectors(texts, embedder_name, threads) for k, texts in groups.texts.items()}
 cache_dir = settings.home / "cache" / "projections"
 map_method = (
     st.segmented_control(
@@ -367,40 +265,35 @@ map_method = (
         bind="query-params",
         format_func=str.upper,
         help="PCA is instant. UMAP shows neighbourhoods better; it is computed in the "
-        "background (the first time in a server process also compiles UMAP, ~40 s) and cached.",
+        "background and cached (the first time in a workspace it also compiles UMAP, ~40 s; "
+        "later server processes reuse the compiled code).",
     )
     or "pca"
 )
 with ui.shown_errors():
-    projection = project(groups, vectors=vectors, ids=ids, method="pca", cache_dir=cache_dir)
-data_key = projection.cache_key
+    projection = project(
+        groups.texts, vectors=vectors, ids=groups.ids, method="pca", cache_dir=cache_dir
+    )
 if map_method == "umap":
-    umap_state = st.session_state.setdefault("cmp_umap", {})
-    if data_key not in umap_state:
-        box: dict[str, Any] = {}
-
-        def compute(box: dict[str, Any] = box) -> None:  # no Streamlit calls in this thread
-            try:
-                box["projection"] = project(
-                    groups, vectors=vectors, ids=ids, method="umap", cache_dir=cache_dir
-                )
-            except Exception as exc:  # shown by the page, not lost with the thread
-                box["error"] = exc
-
-        worker = threading.Thread(target=compute, name="umap", daemon=True)
-        box["thread"] = worker
-        umap_state[data_key] = box
-        worker.start()
-    box = umap_state[data_key]
-    if "projection" in box:
-        projection = box["projection"]
-    elif "error" in box:
-        st.error(f"UMAP failed: {box['error']}. Showing PCA.")
+    umap_runs: dict[str, BackgroundProjection] = st.session_state.setdefault("cmp_umap", {})
+    if projection.cache_key not in umap_runs:  # one fit per data, kept across reruns
+        umap_runs[projection.cache_key] = start_projection(
+            groups.texts,
+            vectors=vectors,
+            ids=groups.ids,
+            cache_dir=cache_dir,
+            numba_cache_dir=settings.home / "cache" / "numba",
+        )
+    umap_run = umap_runs[projection.cache_key]
+    if umap_run.result is not None:
+        projection = umap_run.result
+    elif umap_run.error is not None:
+        st.error(f"UMAP failed: {umap_run.error}. Showing PCA.")
     else:
 
         @st.fragment(run_every="2s")
-        def umap_poller() -> None:
-            if not box["thread"].is_alive():
+        def umap_poller(run: BackgroundProjection = umap_run) -> None:
+            if run.done:
                 st.rerun()
             st.caption(":material/hourglass_top: UMAP is computing; PCA shown meanwhile.")
 
@@ -410,35 +303,19 @@ if projection.note:
 figure = projection_figure(
     projection, title=f"{projection.method.upper()} of the inputs ({len(projection):,} points)"
 )
-event = st.plotly_chart(
+event: Any = st.plotly_chart(
     figure, key="cmp_map", on_select="rerun", selection_mode=("points", "box", "lasso")
 )
 points = event.selection.points if event is not None and hasattr(event, "selection") else []
-chosen = selected_indices(points, projection)
-if chosen:
-    table = pd.DataFrame(
-        {
-            "origin": [projection.origin[i] for i in chosen],
-            "input": [projection.text[i] for i in chosen],
-            "output": [
-                pairs_by_id[pid].output if pid in pairs_by_id else outputs.get(pid, "")
-                for pid in (projection.point_id[i] for i in chosen)
-            ],
-            "status": [
-                pairs_by_id[pid].status if pid in pairs_by_id else ""
-                for pid in (projection.point_id[i] for i in chosen)
-            ],
-            "id": [projection.point_id[i] for i in chosen],
-        }
-    )
-    st.caption(f"{len(chosen):,} points selected")
-    st.dataframe(table, hide_index=True, key="cmp_selected")
-    pair_ids = [pid for pid in table["id"] if pid in pairs_by_id]
-    st.session_state["curate_ids"] = pair_ids
-    if pair_ids:
+selection = comparison.selection(projection, points)
+if selection:
+    st.session_state["curate_ids"] = list(selection.pair_ids)
+    st.caption(f"{len(selection):,} points selected")
+    st.dataframe(pd.DataFrame(selection.columns()), hide_index=True, key="cmp_selected")
+    if selection.pair_ids:
         st.page_link(
             "app_pages/transform.py",
-            label=f"Curate these {len(pair_ids):,} pairs",
+            label=f"Curate these {len(selection.pair_ids):,} pairs",
             icon=":material/rule:",
         )
 else:
@@ -446,19 +323,13 @@ else:
 
 # ----------------------------------------------------------------------------- distributions
 st.subheader("Lengths and labels")
-input_sets = {o: [p.input for p in ps] for o, ps in pairs_by_origin.items() if ps}
-output_sets = {o: [p.output for p in ps] for o, ps in pairs_by_origin.items() if ps}
-figures: dict[str, Any] = {"map": figure}
+charts = distribution_figures(comparison, metrics)
 tabs = st.tabs(["Input length", "Output length", "Labels"])
-if input_sets:
-    figures["input_lengths"] = length_figure(input_sets, title="Input length in words")
-    figures["output_lengths"] = length_figure(output_sets, title="Output length in words")
-    tabs[0].plotly_chart(figures["input_lengths"], key="cmp_len_in")
-    tabs[1].plotly_chart(figures["output_lengths"], key="cmp_len_out")
-labelled = {k: m for k, m in metrics.items() if m is not None and m.label_distribution}
-if labelled:
-    figures["labels"] = label_figure(labelled)
-    tabs[2].plotly_chart(figures["labels"], key="cmp_labels")
+if charts.input_lengths is not None and charts.output_lengths is not None:
+    tabs[0].plotly_chart(charts.input_lengths, key="cmp_len_in")
+    tabs[1].plotly_chart(charts.output_lengths, key="cmp_len_out")
+if charts.labels is not None:
+    tabs[2].plotly_chart(charts.labels, key="cmp_labels")
 else:
     tabs[2].caption("The outputs do not look like a small label set, so there is no label chart.")
 
@@ -466,24 +337,17 @@ else:
 st.subheader("Export")
 st.download_button(
     "Download the comparison (.zip: metrics CSV/JSON, charts as HTML)",
-    data=lambda: zip_export(frame, figures),
+    data=lambda: comparison_zip(table, {"map": figure, **charts.named()}),
     file_name=f"{task.name}-comparison.zip",
     mime="application/zip",
     icon=":material/download:",
     on_click="ignore",
     key="cmp_export",
 )
-if importlib.util.find_spec("kaleido") is None:
-    st.caption(
-        "PNG export needs the `kaleido` package, which is not installed. The HTML charts open "
-        "offline in any browser; their camera button saves a PNG."
-    )
+png = figure_png(figure)
+if png.data is None:
+    st.caption(png.note)
 else:
-    try:
-        png = figure.to_image(format="png")
-    except (ValueError, RuntimeError) as exc:
-        st.caption(f"PNG export failed ({exc}); use the HTML file.")
-    else:
-        st.download_button(
-            "Download the map (.png)", png, file_name=f"{task.name}-map.png", mime="image/png"
-        )
+    st.download_button(
+        "Download the map (.png)", png.data, file_name=f"{task.name}-map.png", mime="image/png"
+    )

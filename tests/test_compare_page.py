@@ -166,11 +166,12 @@ def test_a_lasso_selection_maps_back_to_the_points():
 def test_umap_is_computed_in_the_background_then_shown(home, monkeypatch):
     from rebase_core.diversity import projection as projection_module
 
-    fits = []
+    fits, numba_dirs = [], []
 
     def fake_umap(vectors, **kwargs):  # stands in for the fit (numba's JIT alone takes ~40 s)
         time.sleep(1.5)
         fits.append(len(vectors))
+        numba_dirs.append(kwargs.get("numba_cache_dir"))
         return projection_module._pca_2d(vectors)[:, ::-1].copy()
 
     monkeypatch.setattr(projection_module, "_umap_2d", fake_umap)
@@ -189,3 +190,4 @@ def test_umap_is_computed_in_the_background_then_shown(home, monkeypatch):
     assert not at.exception
     assert '"UMAP of the inputs' in at.get("plotly_chart")[0].proto.spec
     assert fits == [2 + 6 + 3 * 8]  # examples, retrieved rows and the three sets, fitted once
+    assert numba_dirs == [home[0] / "cache" / "numba"]  # umap's compiled code kept there
