@@ -761,3 +761,31 @@ def test_collect_job_writes_teacher_and_curation_signals(world, tmp_path):
     assert config.extra_candidates == 3 and config.query.epochs == 2
     with pytest.raises(InputError, match="Unknown retriever training option"):
         train_config({"epoch": 1})
+
+
+def test_cli_collects_curation_signals_from_the_workspace(world, tmp_path, capsys):
+    store, _, root = world
+    home = tmp_path / "home"
+    ws = Workspace(Settings(home=home).workspace_db)
+    record = ws.save_task(TASKS[3])
+    rows = retrieve(store, TASKS[3], HashingEmbedder(), RetrievalOptions(top_k=3)).rows
+    run = ws.create_pair_run(record.id, "transform")
+    ws.add_pairs(
+        run,
+        record.id,
+        [
+            Pair(f"p{i}", f"in {i}", "o", "rebase", status, PairSource(*r.key, r.score))
+            for i, (r, status) in enumerate(
+                zip(rows, ["rejected", "accepted", "pending"], strict=True)
+            )
+        ],
+    )
+    ws.close()
+    out = tmp_path / "curated.jsonl"
+    argv = ["--workspace", str(home), "retriever", "collect", "--store", str(root / "store"),
+            "--from-workspace", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "curation: 1 signals" in capsys.readouterr().err
+    (signal,) = read_signals(out)
+    assert signal.source == "curation"
+    assert [r.key for r in signal.ranking] == [rows[1].key, rows[2].key, rows[0].key]
