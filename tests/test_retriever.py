@@ -219,7 +219,7 @@ def test_teacher_rankings_one_cached_call_per_task(world, tmp_path):
         others = [i + 1 for i, ln in enumerate(lines) if PLANTED not in ln]
         if TASKS[1].instruction in call.prompt:
             return json.dumps({"order": (planted + others)[:4]})  # partial
-        return json.dumps({"order": planted + others})
+        return json.dumps({"order": planted + others[::-1]})
 
     llm = FakeLLM(teacher)
     cache = ResponseCache(tmp_path / "cache.sqlite")
@@ -240,6 +240,15 @@ def test_teacher_rankings_one_cached_call_per_task(world, tmp_path):
         store, tasks, HashingEmbedder(), llm, TeacherConfig(top_n=12), cache=cache
     )
     assert len(llm.history) == 4 and again.signals == report.signals  # the cache answered
+    # The rows are shown shuffled, so a teacher that repeats the shown order says nothing.
+    base_order = retrieve(store, TASKS[0], HashingEmbedder(), RetrievalOptions(top_k=12)).rows
+    shown = [ln for ln in llm.history[0].prompt.splitlines() if ln.startswith("[")]
+    assert [ln.split("] ", 1)[1] for ln in shown] != [
+        json.dumps(dict(r.row), ensure_ascii=False) for r in base_order
+    ]
+    echo = FakeLLM(lambda call: json.dumps({"order": list(range(1, 13))}))
+    echoed = collect_rankings(store, tasks[:1], HashingEmbedder(), echo, TeacherConfig(top_n=12))
+    assert not echoed.signals and "order shown" in echoed.failures[0][1]
 
 
 def _row_source(store, idx):

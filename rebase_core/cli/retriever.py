@@ -48,7 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--heldout", type=Path, nargs="+", help="held-out signals (default: a share of the tasks)"
     )
-    train.add_argument("--heldout-share", type=float, default=0.2, help="default 0.2")
+    train.add_argument(
+        "--heldout-share",
+        type=float,
+        default=0.2,
+        help="share of the tasks held out when no --heldout is given (with 5+ tasks; 0.2)",
+    )
     train.add_argument("--ranker-epochs", type=float, default=1.0)
     train.add_argument("--ranker-lr", type=float, default=3e-5, help="default 3e-5")
     train.add_argument(

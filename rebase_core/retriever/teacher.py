@@ -3,7 +3,11 @@
 One call per task: the prompt holds the instruction, the examples and the rows numbered
 [1]..[N]; the reply is an order of those numbers, best first (a JSON object `{"order": [...]}`,
 constrained by a schema where the backend supports one). Only the order is used, never scores
-or logits. Replies are read leniently, because small teachers garble: `parse_ranking` keeps a
+or logits. The rows are shown in a shuffled order (seeded per task): listwise LLM rankers lean
+towards the order they are shown, and shown in retrieval order that bias would teach the
+retriever its own ranking back. A reply that only repeats the shown order is therefore no
+judgement and counts as a failure (the offline 1.5B teacher does exactly that).
+Replies are read leniently, because small teachers garble: `parse_ranking` keeps a
 partial order when it still orders at least two rows, and counts it; a reply with no usable
 order is a counted failure, never an exception. Every call goes through `complete_many`, so the
 response cache makes a rerun free.
@@ -12,6 +16,7 @@ response cache makes a rerun free.
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +38,7 @@ from rebase_core.retrieval import RetrievalOptions, retrieve
 from rebase_core.retriever.signals import MIN_RANKED, RankingSignal, RowRef
 from rebase_core.transform.parse import first_json_object
 from rebase_core.transform.prompt import TransformConfig, render_examples, render_row
-from rebase_core.types import Progress, ProgressFn, ScoredRow, Task, no_progress
+from rebase_core.types import Example, Progress, ProgressFn, ScoredRow, Task, no_progress
 
 RANKING_TEMPLATE = """\
 You judge which rows of other datasets are good material for new training examples of a task.
@@ -166,8 +171,11 @@ class TeacherConfig:
     top_n: int = 20  # rows of each task's retrieval the teacher orders
     max_field_chars: int = 150  # each row field is cut to this in the prompt
     max_row_chars: int = 600  # above this, only a row's best input and output cells are shown
+    max_example_chars: int = 400  # each example's input and output are cut to this
     temperature: float = 0.0
     json_schema: bool = True  # constrain the reply where the backend supports it
+    shuffle: bool = True  # show the rows in a seeded random order, not the retrieval order
+    seed: int = 0
     concurrency: int = 4
     max_retries: int = 4
 
@@ -188,9 +196,13 @@ def ranking_messages(
         max_field_chars=config.max_field_chars, max_row_chars=config.max_row_chars
     )
     listing = "\n".join(f"[{i}] {render_row(r, shown)}" for i, r in enumerate(rows, start=1))
+    cut = config.max_example_chars
+    shown_task = replace(
+        task, examples=tuple(Example(e.input[:cut], e.output[:cut]) for e in task.examples)
+    )
     prompt = RANKING_TEMPLATE.format(
         instruction=task.instruction,
-        examples=render_examples(task),
+        examples=render_examples(shown_task),
         rows=listing,
         n=len(rows),
     )
@@ -242,6 +254,8 @@ def collect_rankings(
         if len(rows) < MIN_RANKED:
             failures.append((task.name, f"{len(rows)} row(s) retrieved: nothing to order"))
             continue
+        if config.shuffle:
+            rows = tuple(random.Random(f"{config.seed}\x1f{task.name}").sample(rows, len(rows)))
         asked.append((task, rows))
         requests.append(
             Request(
@@ -275,6 +289,9 @@ def collect_rankings(
         parsed = parse_ranking(result.completion.text, len(rows))
         if not parsed.usable:
             failures.append((task.name, parsed.detail))
+            continue
+        if len(rows) > 3 and parsed.order == tuple(range(len(rows))):
+            failures.append((task.name, "the reply repeats the rows in the order shown"))
             continue
         counts[parsed.status] += 1
         ranking = tuple(RowRef(*rows[p].key) for p in parsed.order)
