@@ -2,15 +2,19 @@
 
     .venv/bin/python bench/retriever.py --store DIR --llm local:qwen2.5-coder-1.5b-instruct \
         [--pseudo-tasks 40] [--top-n 20] [--heldout-share 0.33] [--signals FILE ...]
-    .venv/bin/python bench/retriever.py --store DIR --teacher plans   # no LLM at all
+    .venv/bin/python bench/retriever.py --store DIR --teacher keywords   # no LLM at all
 
 1. Tasks: the presets (assets/presets) and `--pseudo-tasks` tasks made from the store; a
    seeded third of each group is held out (never trained on).
 2. Signals: the teacher's ranking of each task's top `--top-n` rows (`--llm`, cached, so a rerun
-   is free), or `--signals` files collected before. `--teacher plans` stands in for an LLM
-   offline: rows that rules-only plans turn into valid pairs first (base order within each
-   group), an ordering that shares its criterion with the yield — read its figures as a check
-   of the machinery, not of the teacher.
+   is free), or `--signals` files collected before. Two offline stand-ins for an LLM (the
+   offline 1.5B model answers a 20-row list with 1..20 and takes ~2 minutes a call here):
+   `--teacher keywords` ranks rows by how many of the task's skill keywords (BIG-bench's
+   human-annotated ones: a pseudo-task's dataset's, a preset's source datasets') their dataset
+   shares (Jaccard; ties in random order), and `--teacher plans` puts the rows that rules-only
+   plans turn into valid pairs first (it shares its criterion with the yield, and plans are
+   rare on small stores). Read their figures as a test of the machinery — can the retriever
+   learn a teacher's preference and carry it to unseen tasks — not of an LLM teacher.
 3. Train: the ranker (ListMLE) and the query map (KL), on 1 thread (`train_retriever`).
 4. Held out: NDCG@10/@50 (top lists against the teacher's ranking; unranked rows gain 0), pool
    NDCG (the order of the teacher's own candidates) and yield@100 — base vs ranker (the base's
@@ -115,6 +119,46 @@ def plans_teacher(store: Datastore, tasks: list[Task], embedder: Embedder, top_n
     return signals
 
 
+SHOT_KEYWORDS = {"zero-shot", "one-shot", "many-shot"}  # about the evaluation, not the content
+
+
+def keywords_teacher(
+    store: Datastore, tasks: list[Task], embedder: Embedder, top_n: int, manifest: Path, seed: int
+) -> list:
+    """The offline stand-in: rows by the Jaccard overlap of their dataset's keywords with the
+    task's (a pseudo-task: its dataset's; a preset: its source datasets', from the manifest)."""
+    from rebase_core.retrieval import dataset_matches
+
+    by_name = {d.name: set(d.keywords) - SHOT_KEYWORDS for d in store.datasets()}
+    corpus: dict[str, set[str]] = {}
+    if manifest.exists():
+        for d in json.loads(manifest.read_text())["datasets"]:
+            corpus.setdefault(d["name"], set()).update(set(d.get("keywords") or ()) - SHOT_KEYWORDS)
+    signals = []
+    for task in tasks:
+        if task.name.startswith("pseudo:"):
+            wanted = by_name.get(task.name.removeprefix("pseudo:"), set())
+        else:
+            wanted = set()
+            for name, kws in corpus.items():
+                if any(dataset_matches(name, p) for p in task.exclude_datasets):
+                    wanted |= kws
+        if not wanted:
+            continue
+        rows = list(retrieve(store, task, embedder, RetrievalOptions(top_k=top_n)).rows)
+        random.Random(f"{seed}:{task.name}").shuffle(rows)  # ties: no credit for the base order
+
+        def overlap(row, wanted=wanted):
+            kws = by_name.get(row.dataset, set())
+            return len(kws & wanted) / len(kws | wanted) if kws else 0.0
+
+        if len({overlap(r) for r in rows}) < 2:
+            continue
+        ordered = sorted(rows, key=overlap, reverse=True)
+        signals.append(RankingSignal(task, tuple(RowRef(*r.key) for r in ordered), "keywords"))
+    return signals
+
+
 def latency(store: Datastore, tasks: list[Task], embedder: Embedder, repeats: int = 5) -> float:
     """Median seconds of a top-100 retrieval (embedding included), warm."""
     times = []
@@ -210,7 +254,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, help="datastore (default: the workspace's)")
     parser.add_argument("--llm", help="teacher LLM spec (cached calls)")
-    parser.add_argument("--teacher", choices=["llm", "plans"], default="llm")
+    parser.add_argument("--teacher", choices=["llm", "keywords", "plans"], default="llm")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=ROOT / "workspace" / "corpus" / "MANIFEST.json",
+        help="the bundled corpus's manifest (keywords of the presets' source datasets)",
+    )
     parser.add_argument("--signals", type=Path, nargs="*", help="use these signals instead")
     parser.add_argument("--pseudo-tasks", type=int, default=40)
     parser.add_argument("--presets", nargs="*", help="preset names (default: all)")
@@ -239,6 +289,11 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if args.signals:
         signals = read_signals(args.signals)
+    elif args.teacher == "keywords":
+        signals = keywords_teacher(
+            store, preset_tasks + made, embedder, args.top_n, args.manifest, args.seed
+        )
+        write_signals(signals, OUT / "retriever-signals-keywords.jsonl")
     elif args.teacher == "plans":
         signals = plans_teacher(store, preset_tasks + made, embedder, args.top_n)
         write_signals(signals, OUT / "retriever-signals-plans.jsonl")

@@ -249,7 +249,7 @@ def figures_line(result: RetrieverEval) -> list[str]:
     """One line per system and metric: mean [CI], and the difference from the base [CI]."""
     lines = []
     for m in result.summary:
-        line = f"{m.system:10} {m.metric:10} {m.mean:.3f} [{m.ci95[0]:.3f}, {m.ci95[1]:.3f}]"
+        line = f"{m.system:10} {m.metric:13} {m.mean:.3f} [{m.ci95[0]:.3f}, {m.ci95[1]:.3f}]"
         if m.system != "base":
             line += f"  vs base {m.delta:+.3f} [{m.delta_ci95[0]:+.3f}, {m.delta_ci95[1]:+.3f}]"
         lines.append(line)
