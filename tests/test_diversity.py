@@ -633,7 +633,17 @@ def test_background_projection_keeps_the_error(monkeypatch):
 # --- umap's compiled code across processes --------------------------------------------------
 
 _JITTED = """
+import ctypes
+
 import numba
+
+_labs = ctypes.CDLL(None).labs  # a ctypes pointer: numba cannot cache a function calling it
+_labs.restype, _labs.argtypes = ctypes.c_long, [ctypes.c_long]
+
+
+@numba.njit
+def uncachable(x):
+    return _labs(x)
 
 
 @numba.njit
@@ -662,7 +672,7 @@ from rebase_core.diversity import numba_cache
 folder = numba_cache.use_numba_cache(Path(sys.argv[2]))
 import jitted
 enabled = numba_cache.enable_caching(("jitted",))
-values = [jitted.plain(3), jitted.asks_for_it(3), jitted.step(3)]
+values = [jitted.plain(3), jitted.asks_for_it(3), jitted.step(3), jitted.uncachable(-3)]
 hits = {f: sum(getattr(jitted, f).stats.cache_hits.values()) for f in ("plain", "step")}
 print(json.dumps({"folder": str(folder), "enabled": enabled, "values": values, "hits": hits}))
 """
@@ -670,11 +680,12 @@ print(json.dumps({"folder": str(folder), "enabled": enabled, "values": values, "
 
 def test_numba_cache_keeps_compiled_code_across_processes(tmp_path):
     """`use_numba_cache` + `enable_caching` make a function without `cache=True` load from the
-    folder in the next process; a function with two dispatchers is left uncached."""
+    folder in the next process; a function with two dispatchers is left uncached, and one numba
+    cannot cache still runs (without a warning in every process)."""
     from rebase_core.diversity.numba_cache import numba_cache_folder
 
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "jitted.py").write_text(_JITTED)
+    (tmp_path / "src" / "jitted").mkdir(parents=True)
+    (tmp_path / "src" / "jitted" / "__init__.py").write_text(_JITTED)
     child = tmp_path / "child.py"
     child.write_text(_CHILD)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
@@ -685,13 +696,14 @@ def test_numba_cache_keeps_compiled_code_across_processes(tmp_path):
         done = subprocess.run(
             cmd, env=env | (extra or {}), capture_output=True, text=True, check=True
         )
+        assert "Cannot cache" not in done.stderr  # numba's warning, silenced for the package
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     base = tmp_path / "numba"
     first = run(base)
     folder = Path(first["folder"])
     assert folder == numba_cache_folder(base) and folder.name.startswith("umap-")
-    assert first["enabled"] == 1 and first["values"] == [6, 4, 2]
+    assert first["enabled"] == 2 and first["values"] == [6, 4, 2, 3]  # plain and uncachable
     assert first["hits"] == {"plain": 0, "step": 0}
     cached = {p.name.split(".")[1].rsplit("-", 1)[0] for p in folder.rglob("*.nbi")}
     assert cached == {"plain", "asks_for_it"}

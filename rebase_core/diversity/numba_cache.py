@@ -9,13 +9,18 @@ each of their jitted module-level functions that does not ask for it, the way `c
 have (`Dispatcher.enable_caching`). A function with two dispatchers (umap compiles its layout
 step with and without `parallel`) is left alone: numba's cache index does not tell the two apart.
 
+Two of pynndescent's functions cannot be cached (numba: "uses dynamic globals"): NN-descent,
+the kNN path above 4,096 points, is still compiled in every process, and numba's warning about it
+is silenced for these two packages only.
+
 The folder's name carries the umap and pynndescent versions: numba notices a changed source file
 but not a changed function that a cached one calls from another file.
 
 bench/diversity.py on two busy cores, first UMAP of a fresh process (import + first `project`):
 2,000 points 20.4 s without the folder, 10.5 s with a filled one (a fit alone: 5.5 s); 5,000
-points (NN-descent) 49.6 s -> 32.1 s. The first process on an empty folder pays once more than
-without (42.5 s, 87.6 s): it compiles pynndescent's code again, which site-packages had cached.
+points (NN-descent) 49.6 s -> 32.1 s (a rerun: 28.2 -> 12.8 s, 69.5 -> 38.5 s; fits 8-9 s). The
+first process on an empty folder pays once more than without (42.5 s, 87.6 s): it compiles
+pynndescent's code again, which site-packages had cached.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -78,6 +84,12 @@ def enable_caching(packages: tuple[str, ...] = PACKAGES) -> int:
         for value in list(vars(module).values()):
             if isinstance(value, Dispatcher):
                 by_function.setdefault(value.py_func, {})[id(value)] = value
+    # A function numba finds uncachable only after compiling it warns in every process; these
+    # are the packages' own (pynndescent's nn_descent), so the warning says nothing to act on.
+    for package in packages:
+        warnings.filterwarnings(
+            "ignore", "Cannot cache compiled function", module=rf".*[/\\]{package}[/\\]"
+        )
     enabled = 0
     for dispatchers in by_function.values():
         if len(dispatchers) != 1:  # one function under several option sets: caches would collide
