@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import baseline_ui
 import ui
 from rebase_core import runs
 from rebase_core.diversity import (
@@ -34,16 +35,7 @@ from rebase_core.diversity import (
     projection_figure,
     start_projection,
 )
-from rebase_core.synthesize import (
-    DEFAULT_STUDENT,
-    METHODS,
-    BaselineRun,
-    estimate_synthesis,
-    make_config,
-)
 from rebase_core.workspace import PairRun
-
-SMOLLM2_CALLS_PER_S = 2.0  # measured 1.2-3.1 SELF-GUIDE calls/s on one core of a busy box
 
 settings = ui.get_settings()
 st.title("Compare")
@@ -98,95 +90,9 @@ elif newest is not None and latest_job is not None:
             runs.resume_pair_run(settings, ws, newest)
         st.rerun()
 
-no_baseline = not baseline_runs
-with st.expander("Launch a baseline run", expanded=no_baseline, icon=":material/rocket_launch:"):
-    if no_baseline:
-        st.info(
-            "No baseline yet for this task. Make one here: its pairs land in the workspace like "
-            "ReBase pairs (curate them on the Transform page) and appear in the comparison below."
-        )
-    method = (
-        st.segmented_control(
-            "Method",
-            METHODS,
-            default="direct",
-            key="cmp_method",
-            format_func={"direct": "Direct generation", "self-guide": "SELF-GUIDE"}.__getitem__,
-            help="Direct: an LLM writes pairs from the instruction and examples, temperature "
-            "rising from 0.5, duplicates voted out. SELF-GUIDE: the student writes inputs, answers "
-            "each several times and keeps answers it agrees on that pass the rule filters.",
-        )
-        or "direct"
-    )
-    choice = ui.llm_choice()
-    c1, c2, c3 = st.columns(3)
-    n = int(c1.number_input("Pairs to make", 1, 20_000, 100 if method == "direct" else 30))
-    seed = int(
-        c2.number_input(
-            "Seed",
-            0,
-            1_000_000,
-            len(baseline_runs.by_kind[method]),
-            help="Another seed gives other pairs; the same seed reruns from the cache for free.",
-        )
-    )
-    if method == "self-guide":
-        own = c3.toggle(
-            "Use the sidebar LLM",
-            value=False,
-            help=f"SELF-GUIDE's point is that the student writes its own data: by default "
-            f"{DEFAULT_STUDENT}, the student the Fine-tune page trains.",
-        )
-        spec = choice.spec if own else DEFAULT_STUDENT
-        base_url = choice.base_url if own else ""
-    else:
-        spec, base_url = choice.spec, choice.base_url
-        c3.markdown(f"LLM: `{spec}`  \n(change it in the sidebar)")
-    values: dict[str, Any] = {"seed": seed, "concurrency": choice.concurrency}
-    with st.popover("Settings", icon=":material/tune:"):
-        if method == "direct":
-            values["per_call"] = st.number_input("Pairs per call", 1, 20, 5)
-            values["max_temperature"] = st.slider("Highest temperature", 0.5, 2.0, 1.2, 0.05)
-        else:
-            values["samples"] = st.number_input("Answers per input (self-consistency)", 1, 20, 5)
-            values["min_share"] = st.slider("Share the top answer needs", 0.0, 1.0, 0.3, 0.05)
-            values["inputs_per_round"] = st.number_input("Inputs per round", 1, 100, 10)
-    with ui.shown_errors():
-        config = make_config(method, values)
-        estimate = estimate_synthesis(task, spec, method, n, config)
-    if estimate.cost_usd is None:
-        cost = "cost unknown (no price for this model)"
-    elif estimate.cost_usd == 0:
-        cost = "free"
-    else:
-        cost = f"about ${estimate.cost_usd:.3f} (at most ${estimate.max_cost_usd:.3f})"
-    timing = ""
-    if spec == DEFAULT_STUDENT:
-        low = estimate.calls / SMOLLM2_CALLS_PER_S
-        high = estimate.max_calls / SMOLLM2_CALLS_PER_S
-        timing = f", roughly {ui.fmt_seconds(low)} to {ui.fmt_seconds(high)} on this machine"
-    st.caption(
-        f"About {estimate.calls:,} calls (at most {estimate.max_calls:,} if many are dropped), "
-        f"{estimate.input_tokens:,} tokens in, {estimate.output_tokens:,} out: {cost}{timing}. "
-        "Calls already in the response cache cost nothing."
-    )
-    busy = latest_job is not None and latest_job.is_active
-    if st.button(
-        f"Make {n:,} {method} pairs",
-        type="primary",
-        disabled=busy,
-        key="cmp_launch",
-        icon=":material/play_arrow:",
-        help="One baseline run at a time per task." if busy else None,
-    ):
-        with ui.shown_errors():
-            baseline = BaselineRun(
-                record.id, method, n, runs.LLMRef(spec, base_url or None), config
-            )
-            run_id = runs.start_pair_run(settings, ws, baseline).id
-        st.session_state.pop(f"cmp_run_{method}", None)  # compare the new run from now on
-        st.session_state["cmp_toast"] = f"Started run #{run_id}: {n} {method} pairs with {spec}."
-        st.rerun()
+baseline_ui.launcher(
+    ws, settings, record, baseline_runs, busy=latest_job is not None and latest_job.is_active
+)
 if "cmp_toast" in st.session_state:
     st.toast(st.session_state.pop("cmp_toast"))
 

@@ -12,7 +12,7 @@ import transform_ui
 import ui
 from rebase_core import runs
 from rebase_core.errors import InputError
-from rebase_core.llm import ResponseCache
+from rebase_core.llm import ResponseCache, cost_text
 from rebase_core.transform import (
     TRANSFORM_MODES,
     TransformConfig,
@@ -148,13 +148,7 @@ with ui.shown_errors(stop=False):
         usable,
         tuple(sorted(p.version for p in usable.values())),
     )
-    cost = (
-        "free (local model)"
-        if estimate.cost_usd == 0
-        else "unknown price"
-        if estimate.cost_usd is None
-        else f"about ${estimate.cost_usd:.2f} (at most ${estimate.max_cost_usd:.2f})"
-    )
+    cost = cost_text(estimate.cost_usd, estimate.max_cost_usd)
     paid = estimate.requests - estimate.cached
     eta = (
         f", about {ui.fmt_seconds(paid * speed.seconds)} ({speed.seconds:.1f} s a call, "

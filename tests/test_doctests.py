@@ -5,7 +5,12 @@ import importlib
 
 import pytest
 
-MODULES = ["rebase_core.corpus", "rebase_core.task", "rebase_core.transform.checks"]
+MODULES = [
+    "rebase_core.corpus",
+    "rebase_core.task",
+    "rebase_core.transform.checks",
+    "rebase_core.llm.pricing",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

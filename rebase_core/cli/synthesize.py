@@ -10,7 +10,7 @@ from typing import Any
 from rebase_core.cli._common import stderr_progress, write_jsonl
 from rebase_core.errors import InputError
 from rebase_core.settings import Settings
-from rebase_core.synthesize.config import DEFAULT_STUDENT, METHODS
+from rebase_core.synthesize.config import DEFAULT_STUDENT_LLM, METHODS
 from rebase_core.task import load_task
 
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--llm",
         help="anthropic:<model>, openai:<model>, local:<model-name> or fake (default: "
-        f"{DEFAULT_STUDENT} for self-guide, $REBASE_LLM for direct)",
+        f"{DEFAULT_STUDENT_LLM} for self-guide, $REBASE_LLM for direct)",
     )
     parser.add_argument("--out", help="pairs JSONL (default stdout)")
     parser.add_argument("--base-url", help="an OpenAI-compatible server, e.g. http://host/v1")
@@ -76,7 +76,7 @@ def _synthesize(args: argparse.Namespace, settings: Settings) -> int:
     if args.n < 1:
         raise InputError(f"--n must be at least 1, got {args.n}.")
     config = make_config(args.method, _config(args))
-    spec = args.llm or (DEFAULT_STUDENT if args.method == "self-guide" else settings.llm)
+    spec = args.llm or (DEFAULT_STUDENT_LLM if args.method == "self-guide" else settings.llm)
     llm = get_llm(spec, settings, base_url=args.base_url)
     estimate = estimate_synthesis(task, llm.spec, args.method, args.n, config)
     cost = f", about ${estimate.cost_usd:.4f}" if estimate.cost_usd else ""

@@ -38,6 +38,7 @@ from rebase_core.llm.cache import ResponseCache, cache_key, request_hash
 from rebase_core.llm.pricing import (
     RunEstimate,
     UsageSummary,
+    cost_text,
     estimate_cost,
     estimate_run,
     estimate_tokens,
@@ -68,6 +69,7 @@ __all__ = [
     "cache_key",
     "check_connection",
     "complete_many",
+    "cost_text",
     "error_kind",
     "estimate_cost",
     "estimate_run",

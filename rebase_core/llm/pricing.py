@@ -168,3 +168,17 @@ def summarize_usage(spec: str, results: Sequence[Result]) -> UsageSummary:
         output_tokens=output_tokens,
         cost_usd=estimate_cost(spec, input_tokens, output_tokens),
     )
+
+
+def cost_text(cost_usd: float | None, max_cost_usd: float | None = None) -> str:
+    """An estimate's cost as a user reads it: free, unknown, or dollars (with the ceiling).
+
+    >>> cost_text(0.0), cost_text(None), cost_text(0.0123, 0.05)
+    ('free', 'cost unknown (no price for this model)', 'about $0.012 (at most $0.050)')
+    """
+    if cost_usd is None:
+        return "cost unknown (no price for this model)"
+    if cost_usd == 0:
+        return "free"
+    ceiling = f" (at most ${max_cost_usd:.3f})" if max_cost_usd is not None else ""
+    return f"about ${cost_usd:.3f}{ceiling}"

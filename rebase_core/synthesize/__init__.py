@@ -37,7 +37,7 @@ from rebase_core.errors import InputError
 from rebase_core.llm import LLM, ResponseCache, usage_fields
 from rebase_core.runs import LLMRef, failure_summary, pair_sink
 from rebase_core.synthesize.config import (
-    DEFAULT_STUDENT,
+    DEFAULT_STUDENT_LLM,
     FAILURE_REASONS,
     METHODS,
     DirectConfig,
@@ -65,7 +65,7 @@ from rebase_core.synthesize.self_guide import synthesize_self_guide
 from rebase_core.types import Failure, Pair, ProgressFn, Task, no_progress
 
 __all__ = [
-    "DEFAULT_STUDENT",
+    "DEFAULT_STUDENT_LLM",
     "FAILURE_REASONS",
     "METHODS",
     "BaselineRun",

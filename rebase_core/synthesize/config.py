@@ -16,9 +16,6 @@ from rebase_core.types import Failure, Pair, Task
 METHODS = ("direct", "self-guide")
 # SELF-GUIDE's default LLM: the student the Fine-tune page trains, as a llama.cpp spec.
 DEFAULT_STUDENT_LLM = f"local:{STUDENT_MODEL}"
-# The older name of that spec; synthesize/__init__.py, cli/synthesize.py and app_pages/compare.py
-# still import it (finetune's DEFAULT_STUDENT is the model name, without "local:").
-DEFAULT_STUDENT = DEFAULT_STUDENT_LLM
 FAILURE_REASONS = (
     "provider",  # the call failed after retries
     "parse",  # the reply held no usable JSON pair
