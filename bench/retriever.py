@@ -267,6 +267,8 @@ def main() -> None:
     parser.add_argument("--top-n", type=int, default=20)
     parser.add_argument("--heldout-share", type=float, default=0.33)
     parser.add_argument("--ranker-epochs", type=float, default=2.0)
+    parser.add_argument("--ranker-lr", type=float, default=3e-5)
+    parser.add_argument("--max-length", type=int, default=256, help="ranker tokens")
     parser.add_argument("--query-epochs", type=int, default=40)
     parser.add_argument("--encoder-epochs", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
@@ -324,7 +326,12 @@ def main() -> None:
     out_dir = OUT / "retrievers" / time.strftime("%Y%m%d-%H%M%S")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(
-        ranker=RankerConfig(epochs=args.ranker_epochs, threads=settings.threads),
+        ranker=RankerConfig(
+            epochs=args.ranker_epochs,
+            learning_rate=args.ranker_lr,
+            max_length=args.max_length,
+            threads=settings.threads,
+        ),
         query=QueryConfig(epochs=args.query_epochs, threads=settings.threads),
     )
     info = train_retriever(

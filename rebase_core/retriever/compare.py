@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from rebase_core.datastore import Datastore
 from rebase_core.embed import Embedder
 from rebase_core.retrieval import RetrievalOptions, retrieve
-from rebase_core.retriever.ranker import Scorer
+from rebase_core.retriever.ranker import Scorer, ranker_input
 from rebase_core.retriever.versions import TrainedRetriever
 from rebase_core.types import ScoredRow, Task
 
@@ -59,7 +59,8 @@ def compare_top_rows(
     keys = sorted(rows, key=lambda key: (rank_after.get(key, len(after)), rank_before.get(key, 0)))
     scores: Sequence[float | None] = [None] * len(keys)
     if ranker is not None:
-        scores = [float(s) for s in ranker.score(task, [rows[key].row for key in keys])]
+        shown = [ranker_input(rows[key].row, rows[key].description) for key in keys]
+        scores = [float(s) for s in ranker.score(task, shown)]
     return [
         MovedRow(
             row=rows[key],

@@ -30,7 +30,7 @@ from rebase_core.datastore import Datastore
 from rebase_core.embed import Embedder
 from rebase_core.errors import InputError
 from rebase_core.retrieval import RetrievalOptions, retrieve, task_vectors
-from rebase_core.retriever.ranker import Scorer
+from rebase_core.retriever.ranker import Scorer, ranker_input, ranker_rows
 from rebase_core.retriever.signals import RankingSignal, resolve_signals
 from rebase_core.task import is_chain_of_thought
 from rebase_core.types import Example, Progress, ProgressFn, ScoredRow, Task, no_progress
@@ -224,11 +224,11 @@ def evaluate_retriever(
         if ranker is not None:
             started = time.perf_counter()
             found = retrieve(store, signal.task, base, replace(options, top_k=ranker_depth)).rows
-            scores = ranker.score(signal.task, [r.row for r in found])
+            scores = ranker.score(signal.task, [ranker_input(r.row, r.description) for r in found])
             order = np.argsort(-scores, kind="stable")[:depth]
             lists["ranker"] = [found[int(j)] for j in order]
             seconds.setdefault("ranker", []).append(time.perf_counter() - started)
-            pool_scores["ranker"] = ranker.score(signal.task, [r.cells for r in store.rows(pool)])
+            pool_scores["ranker"] = ranker.score(signal.task, ranker_rows(store, pool))
         for name, rows in lists.items():
             keys = [r.key for r in rows]
             figures[name] = {f"ndcg@{k}": ndcg(keys, reference, k) for k in NDCG_KS}

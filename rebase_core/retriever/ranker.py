@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rebase_core.datastore import Datastore
 from rebase_core.errors import InputError
 from rebase_core.types import Progress, ProgressFn, Task, no_progress
 
@@ -43,6 +44,24 @@ def task_text(task: Task, max_chars: int = 700) -> str:
         parts.append(f"Input: {e.input[:MAX_FIELD_CHARS]}\nOutput: {e.output[:MAX_FIELD_CHARS]}")
     text = "\n".join(parts)
     return text[:max_chars]
+
+
+DESCRIPTION_FIELD = "dataset description"
+
+
+def ranker_input(cells: Mapping[str, str], description: str) -> dict[str, str]:
+    """What the ranker reads of a row: its dataset's description (which the ReBase score also
+    weighs, and which a dataset-level judgement needs), then its cells."""
+    return {DESCRIPTION_FIELD: description[:MAX_FIELD_CHARS], **cells}
+
+
+def ranker_rows(store: Datastore, row_idxs: Sequence[int]) -> list[dict[str, str]]:
+    """`ranker_input` of datastore rows, by index."""
+    rows = store.rows(row_idxs)
+    return [
+        ranker_input(row.cells, store.dataset_descriptions[int(store.row_dataset[idx])])
+        for idx, row in zip(row_idxs, rows, strict=True)
+    ]
 
 
 def row_text(cells: Mapping[str, str], max_chars: int = 700) -> str:

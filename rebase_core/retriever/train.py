@@ -16,7 +16,7 @@ from rebase_core.errors import InputError
 from rebase_core.retrieval import RetrievalOptions, retrieve
 from rebase_core.retriever.evaluate import evaluate_retriever
 from rebase_core.retriever.query import DistillInstance, QueryConfig, train_query_side
-from rebase_core.retriever.ranker import RankerConfig, Scorer, train_ranker
+from rebase_core.retriever.ranker import RankerConfig, Scorer, ranker_rows, train_ranker
 from rebase_core.retriever.signals import (
     RankingSignal,
     resolve_signals,
@@ -69,8 +69,7 @@ def distill_instances(
             found = retrieve(store, signal.task, embedder, opts).row_idxs
             ranked = set(idxs)
             rows += [r for r in found if r not in ranked][:extra]
-        cells = [r.cells for r in store.rows(rows)]
-        targets = scorer.score(signal.task, cells)
+        targets = scorer.score(signal.task, ranker_rows(store, rows))
         out.append(DistillInstance(signal.task, tuple(rows), tuple(float(t) for t in targets)))
         on_progress(Progress(i + 1, len(signals), "scoring candidates with the ranker"))
     return out
@@ -116,7 +115,7 @@ def train_retriever(
         return report
 
     idxs = resolve_signals(store, train)
-    lists = [(s.task, [r.cells for r in store.rows(i)]) for s, i in zip(train, idxs, strict=True)]
+    lists = [(s.task, ranker_rows(store, i)) for s, i in zip(train, idxs, strict=True)]
     ranker, ranker_s = train_ranker(
         lists,
         replace(config.ranker, seed=config.seed),
