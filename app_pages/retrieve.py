@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import retriever_ui
 import ui
 from rebase_core import retrieval_runs as rr
 from rebase_core.retrieval import FUSIONS, METHODS, RetrievalOptions
@@ -79,6 +80,7 @@ if run:
     st.toast(f"{made.n_rows:,} rows in {made.seconds:.2f} s ({made.method}).")
     st.rerun()
 
+retriever_ui.panel(ws, settings, record, store)
 runs = ws.retrieval_runs(record.id)
 if not runs:
     st.info("No retrieval yet for this task: set the options above and press **Retrieve**.")

@@ -42,6 +42,8 @@ JOB_KINDS: dict[str, str] = {
     "synthesize": "rebase_core.synthesize:run_synthesize_job",
     "train": "rebase_core.finetune:run_train_job",
     "evaluate": "rebase_core.evaluate:run_evaluate_job",
+    "retriever_collect": "rebase_core.retriever.jobs:run_collect_job",
+    "retriever_train": "rebase_core.retriever.jobs:run_train_retriever_job",
     "sleep": "rebase_core.jobs:_sleep_job",  # for tests of the machinery itself
 }
 

@@ -38,12 +38,18 @@ def run_retrieval(
     *,
     on_progress: ProgressFn = no_progress,
 ) -> RetrievalRun:
-    """Retrieve rows for the task and save them as a new run (every row kept at first)."""
-    result = retrieve(store, record.task, embedder, options, on_progress=on_progress)
+    """Retrieve rows for the task and save them as a new run (every row kept at first). The
+    task's trained retriever, when it has one, embeds its query side (`retriever.use_retriever`);
+    the run's options name it."""
+    from rebase_core.retriever.versions import task_embedder, task_retriever
+
+    trained = task_retriever(ws, record.id)
+    query_embedder = task_embedder(ws, record.id, embedder)
+    result = retrieve(store, record.task, query_embedder, options, on_progress=on_progress)
     run_id = ws.save_retrieval(
         record,
         str(store.path),
-        asdict(options),
+        {**asdict(options), "retriever": str(trained) if trained else ""},
         result.method,
         result.seconds,
         result.rows,

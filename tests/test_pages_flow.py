@@ -214,3 +214,38 @@ def test_home_page_points_at_the_first_step_not_done(home):
     captions = [c.value for c in at.caption]
     assert "done" in captions  # the datastore of the fixture is built
     assert captions.count("to do") == 7
+
+
+def test_a_task_retrieves_with_the_retriever_chosen_in_the_panel(home):
+    import numpy as np
+
+    from rebase_core.retriever import QueryMap, RetrieverInfo, task_retriever
+    from rebase_core.retriever.versions import retrievers_dir, save_retriever
+    from rebase_core.types import Example, Task
+
+    ws = Workspace(home / "workspace.sqlite")
+    rec = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
+    ws.set_value("current_task", rec.id)
+    folder = retrievers_dir(Settings(home=home)) / "r1"
+    folder.parent.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    matrix = (np.eye(256) + 0.5 * rng.standard_normal((256, 256))).astype(np.float32)
+    save_retriever(
+        RetrieverInfo(
+            folder, "hash", 256, "store", ("s.jsonl",), {"teacher": 3}, 3, 0, {"total": 1.0}, 1, "t"
+        ),
+        QueryMap(matrix, np.zeros(256, np.float32)),
+        None,
+    )
+    at = _app().run()
+    at.switch_page("app_pages/retrieve.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="ri_use").value.startswith("base")
+    at.selectbox(key="ri_use").set_value(str(folder)).run()
+    assert task_retriever(ws, rec.id) == folder
+    next(b for b in at.get("form_submit_button") if b.label == "Retrieve").click().run()
+    assert not at.exception, at.exception
+    (run,) = ws.retrieval_runs(rec.id)
+    assert run.options["retriever"] == str(folder)
+    at.selectbox(key="ri_use").set_value(at.selectbox(key="ri_use").options[0]).run()
+    assert task_retriever(ws, rec.id) is None  # back to the base in one click

@@ -799,3 +799,18 @@ def test_cli_collects_curation_signals_from_the_workspace(world, tmp_path, capsy
     (signal,) = read_signals(out)
     assert signal.source == "curation"
     assert [r.key for r in signal.ranking] == [rows[1].key, rows[2].key, rows[0].key]
+
+
+def test_the_workspace_names_its_retrievers_and_lists_its_signal_files(tmp_path):
+    from rebase_core.retriever.versions import new_retriever_name, signal_files, signals_dir
+    from rebase_core.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    assert signal_files(settings) == [] and new_retriever_name(settings) == "r1"
+    (tmp_path / "retrievers" / "r1").mkdir(parents=True)
+    (tmp_path / "retrievers" / "r3").mkdir()
+    assert new_retriever_name(settings) == "r2"
+    signals_dir(settings).mkdir()
+    for name in ("b.jsonl", "a.jsonl", "notes.txt"):
+        (signals_dir(settings) / name).write_text("")
+    assert [p.name for p in signal_files(settings)] == ["a.jsonl", "b.jsonl"]

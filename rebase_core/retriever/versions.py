@@ -226,3 +226,20 @@ def task_embedder(ws: Workspace, task_id: int, base: Embedder) -> Embedder:
             f"The task's retriever {path} is gone; switch the task back to the base retriever."
         )
     return load_retriever(path).query_embedder(base)
+
+
+def signals_dir(settings: Settings) -> Path:
+    """Where the app keeps the signals it collects (one JSONL file per collection)."""
+    return retrievers_dir(settings) / "signals"
+
+
+def signal_files(settings: Settings) -> list[Path]:
+    """The workspace's signal files, oldest first."""
+    folder = signals_dir(settings)
+    return sorted(folder.glob("*.jsonl")) if folder.exists() else []
+
+
+def new_retriever_name(settings: Settings, prefix: str = "r") -> str:
+    """The next free folder name under the workspace's retrievers (r1, r2, …)."""
+    taken = {p.name for p in retrievers_dir(settings).glob(f"{prefix}*")}
+    return next(f"{prefix}{i}" for i in range(1, len(taken) + 2) if f"{prefix}{i}" not in taken)
