@@ -306,6 +306,37 @@ def test_the_llm_picks_fields_from_enums_and_labels_one_value_at_a_time():
     assert again.plan == outcome.plan
 
 
+def test_a_marker_the_rules_settled_keeps_its_field_and_the_others_choose_among_the_rest():
+    """The offline teacher gave SQuAD's "Context" the field the rules had given "Question"
+    (12 of 64 datasets failed with 'the input uses X twice'): the enums now exclude it."""
+    rows = [
+        _row(
+            i,
+            {"question": f"How old is Bob {i}?", "passage": f"Bob {i} is {i}.", "answer": str(i)},
+            out="answer",
+        )
+        for i in range(5)
+    ]
+    asked = []
+
+    def teacher(call):
+        props = call.json_schema["properties"]
+        asked.append({k: v["enum"] for k, v in props.items() if "enum" in v})
+        # A weak teacher's favourite: the field named like a marker, for every marker.
+        reply = {
+            k: ("question" if "question" in v["enum"] else v["enum"][0])
+            for k, v in props.items()
+            if "enum" in v
+        }
+        return json.dumps({**reply, "answer_field": "answer", "fits": True})
+
+    outcome = plan_dataset(QA, rows, FakeLLM(teacher))
+    assert asked[0]["Question"] == ["question"]  # settled by the rules: the only choice
+    assert "question" not in asked[0]["Context"]  # no longer on offer for another marker
+    assert outcome.status == "valid", outcome.reason
+    assert outcome.plan.input_template == "Context: {passage}\nQuestion: {question}"
+
+
 def test_a_failed_check_is_repaired_once_with_the_reason():
     rows = [
         _row(i, {"passage": f"Bob is {i}.", "query": "Age?", "answer": str(i)}, out="answer")

@@ -307,12 +307,21 @@ class _Planner:
         return draft
 
     # -- the LLM's choices
+    def field_choices(self, draft: _Draft, note: str) -> dict[str, list[str]]:
+        """The fields each input marker may take: a marker the rules settled keeps its field
+        (a repair, told why, reopens them), and the others choose among the fields no settled
+        marker holds — each part of the input needs its own field, and a weak teacher left to
+        choose freely gave two markers the same one ("the input uses X twice")."""
+        settled = {} if note else {m: f for m, f in draft.slots.items() if f in self.fields}
+        free = [f for f in self.fields if f not in set(settled.values())] or list(self.fields)
+        return {m: [settled[m]] if m in settled else free for m in self.skeleton.slots}
+
     def _fields_request(self, draft: _Draft, note: str, sample: int) -> Request:
         properties: dict[str, object] = {}
         questions = []
-        for marker in self.skeleton.slots:
+        for marker, allowed in self.field_choices(draft, note).items():
             key = _slot_key(marker)
-            properties[key] = {"type": "string", "enum": list(self.fields)}
+            properties[key] = {"type": "string", "enum": allowed}
             what = (
                 f'the part of the input after "{marker}"'
                 if marker != "input"
@@ -364,10 +373,10 @@ class _Planner:
             out.fits = False
             return out
         out = draft.copy()
-        for marker in self.skeleton.slots:
+        for marker, allowed in self.field_choices(draft, note).items():
             chosen = answer.get(_slot_key(marker))
             open_choice = marker not in draft.slots or bool(note)  # a repair reopens the rules'
-            if open_choice and isinstance(chosen, str) and chosen in self.fields:
+            if open_choice and isinstance(chosen, str) and chosen in allowed:
                 out.slots[marker] = chosen
         chosen_output = answer.get("answer_field")
         open_choice = not draft.output or bool(note)
