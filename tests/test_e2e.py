@@ -363,7 +363,9 @@ def test_whole_flow_in_a_browser(app, page, tmp_path):
     for _ in range(3):  # zero-shot, few-shot, the trained run
         wait_text(page, r"Evaluating .*: done", timeout_s=300)
     visit(page, app, "evaluate")
-    main = page.inner_text("[data-testid='stMain']")
+    # The results and the try-it form render last; on a loaded machine they can come after the
+    # page looked settled, so wait for them rather than read the page once.
+    main = wait_text(page, f"{re.escape(run_name)}|ReBase")
     assert run_name in main or "ReBase" in main
     shot(page, "7-evaluate", heading="Results")
 
