@@ -48,7 +48,7 @@ def panel(ws: Workspace, settings: Settings, record: TaskRecord, store: Datastor
             "not re-embedded and retrieval stays exact."
         )
         files = signal_files(settings)
-        counts = signal_counts(read_signals(files)) if files else {}
+        counts = _counts(tuple((str(f), f.stat().st_mtime_ns) for f in files))
         own = curation_signal(ws, record.id)
         st.markdown(
             f"Signals collected: **{sum(counts.values()):,}** "
@@ -80,6 +80,13 @@ def panel(ws: Workspace, settings: Settings, record: TaskRecord, store: Datastor
                 runs.start_run(settings, spec_t)
         _jobs(settings)
         _choice(ws, settings, record, store)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _counts(files: tuple[tuple[str, int], ...]) -> dict[str, int]:
+    """Signals per source, read again only when a file changes (the page reruns on every
+    click elsewhere on it)."""
+    return signal_counts(read_signals([path for path, _ in files])) if files else {}
 
 
 @st.fragment(run_every="2s")

@@ -214,13 +214,12 @@ def call_speed(settings: Settings, llm_spec: str, *, recent: int = 5) -> CallSpe
     """Seconds per paid LLM call: the median over this workspace's last finished pair runs with
     this LLM (wall time ÷ paid calls), else the figure measured for it here, else None."""
     rates = []
-    for kind in PAIR_JOB_KINDS:
-        for job in jobs.list_jobs(settings, kind=kind):
-            paid = int(job.result.get("paid_calls") or 0)
-            if job.state != "done" or job.params.get("llm") != llm_spec or paid <= 0:
-                continue
-            if job.started_at and job.finished_at:
-                rates.append((job.finished_at, (job.finished_at - job.started_at) / paid))
+    for job in jobs.list_jobs(settings):  # one scan of the job folders, newest first
+        paid = int(job.result.get("paid_calls") or 0)
+        if job.kind not in PAIR_JOB_KINDS or job.state != "done" or paid <= 0:
+            continue
+        if job.params.get("llm") == llm_spec and job.started_at and job.finished_at:
+            rates.append((job.finished_at, (job.finished_at - job.started_at) / paid))
     if rates:
         newest = sorted(r for _, r in sorted(rates, reverse=True)[:recent])
         return CallSpeed(newest[len(newest) // 2], "your last runs")
