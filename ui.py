@@ -367,7 +367,10 @@ def flow_sidebar() -> None:
         st.page_link("app_pages/home.py", label="Overview", icon=":material/hub:")
         for step in flow_status():
             icon = ":material/check_circle:" if step.done else ":material/radio_button_unchecked:"
-            st.page_link(step_page(step), label=step.label, icon=icon)
+            if step.note.startswith(("building", "paused")):
+                icon = ":material/hourglass_top:"
+            label = f"{step.label} · {step.note}" if step.note else step.label
+            st.page_link(step_page(step), label=label, icon=icon)
         st.caption("✓ marks the steps done for the current task.")
         if record is not None:
             st.caption(f"Task: **{record.name}** (v{record.version})")
@@ -378,20 +381,25 @@ def flow_sidebar() -> None:
 
 def maybe_start_default_build() -> None:
     """On the very first start (corpus prepared, no store, no build ever tried), start building
-    the default datastore in the background, so it is ready by the time the task is written.
-    Set REBASE_AUTOBUILD=0 to switch this off."""
+    the starter datastore (minutes) and then the full default one in the background, so
+    retrieval works by the time the task is written. Set REBASE_AUTOBUILD=0 to switch this off."""
     if os.environ.get("REBASE_AUTOBUILD", "1") == "0" or st.session_state.get("_autobuild_done"):
         return
     st.session_state["_autobuild_done"] = True
     settings = get_settings()
     from rebase_core import jobs
     from rebase_core.datastore import build_job_key
-    from rebase_core.datastore.sources import corpus_prepared, start_default_build
+    from rebase_core.datastore.readiness import start_first_build
+    from rebase_core.datastore.sources import corpus_prepared
 
     if store_exists(settings.default_store) or not corpus_prepared(settings):
         return
-    if jobs.list_jobs(settings, key=build_job_key(settings.default_store)):
-        return  # tried before (running, failed or cancelled): the Datastore page shows it
+    for store in (settings.default_store, settings.starter_store):
+        if jobs.list_jobs(settings, key=build_job_key(store)):
+            return  # tried before (running, failed or cancelled): the Datastore page shows it
     with shown_errors(stop=False):
-        start_default_build(settings)
-        st.toast("Building the default datastore in the background (see the Datastore page).")
+        start_first_build(settings)
+        st.toast(
+            "Building a starter datastore (a few minutes), then the full one, in the background "
+            "(see the Datastore page)."
+        )

@@ -39,19 +39,25 @@ key = build_job_key(store_path)
 
 @st.fragment(run_every="2s")
 def build_monitor() -> None:
-    """Live progress of the store's build job; reruns the page when it finishes."""
+    """Live progress of the store's build job (and of the first start's starter build while it
+    runs); reruns the page when one finishes."""
     latest = next(iter(jobs.list_jobs(settings, key=key)), None)
-    if latest is None:
-        return
-    ui.job_panel(latest, label="Building the datastore")
+    starter = jobs.active_job(settings, build_job_key(settings.starter_store))
+    if starter is not None:
+        ui.job_panel(starter, label="Building the starter datastore (8 rows of each config)")
+    if latest is not None:
+        ui.job_panel(latest, label="Building the datastore")
+    active_now = bool(starter) or bool(latest and latest.is_active)
     was_active = st.session_state.get("ds_build_active", False)
-    st.session_state["ds_build_active"] = latest.is_active
-    if was_active and not latest.is_active:
+    st.session_state["ds_build_active"] = active_now
+    if was_active and not active_now:
         st.rerun()
 
 
 build_monitor()
-active = jobs.active_job(settings, key)
+active = jobs.active_job(settings, key) or jobs.active_job(
+    settings, build_job_key(settings.starter_store)
+)
 
 # ----------------------------------------------------------------------------- empty state
 if not ui.store_exists(store_path):
@@ -63,7 +69,10 @@ if not ui.store_exists(store_path):
             icon=":material/database:",
         )
         if corpus_prepared(settings):
-            if st.button("Build the default datastore (about 20 min on 2 cores)", type="primary"):
+            if st.button(
+                "Build the default datastore (usable in minutes, complete in about 20)",
+                type="primary",
+            ):
                 with ui.shown_errors():
                     start_default_build(settings)
                 st.rerun()

@@ -34,7 +34,7 @@ for step in steps:
             icon=":material/check_circle:" if step.done else ":material/radio_button_unchecked:",
         )
         left.caption(step.description)
-        right.caption("done" if step.done else "to do")
+        right.caption(step.note or ("done" if step.done else "to do"))
 
 st.caption(
     f"Everything is saved in `{settings.home}` as you go: refresh, close the tab or restart the "

@@ -26,6 +26,7 @@ class FlowStep:
     label: str
     description: str
     done: bool
+    note: str = ""  # where the step stands when that is more than done / not done
 
 
 # (stage, label, description), in flow order.
@@ -91,11 +92,18 @@ def flow_status(settings: Settings, ws: Workspace, task_id: int | None) -> list[
         counts = ws.status_counts(task_id=task_id)
         transformed = counts.get("accepted", 0) + counts.get("edited", 0) > 0
         compared = any(r.kind in ("direct", "self-guide") for r in ws.pair_runs(task_id))
+    from rebase_core.datastore.readiness import store_state, usable_store
+
+    store = store_state(settings, settings.default_store)
+    choice = usable_store(settings)
+    notes = {"datastore": store.label() if store.building or store.incomplete else ""}
+    if store.building and choice.path != store.path:
+        notes["datastore"] += " · starter ready"
     runs_dir = settings.runs_dir
     trained = runs_dir.exists() and any(runs_dir.iterdir())
     done = {
         "task": task_id is not None,
-        "datastore": store_exists(settings.default_store),
+        "datastore": store.complete,
         "retrieve": retrieved,
         "transform": transformed,
         "compare": compared,
@@ -103,7 +111,10 @@ def flow_status(settings: Settings, ws: Workspace, task_id: int | None) -> list[
         "evaluate": trained and any(runs_dir.glob("*/evals/*.json")),
         "export": False,
     }
-    return [FlowStep(stage, label, text, done[stage]) for stage, label, text in STEPS]
+    return [
+        FlowStep(stage, label, text, done[stage], notes.get(stage, ""))
+        for stage, label, text in STEPS
+    ]
 
 
 def next_step(steps: list[FlowStep]) -> FlowStep | None:

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 # kind -> "module:function". Imported only inside the job process.
 JOB_KINDS: dict[str, str] = {
     "datastore_build": "rebase_core.datastore:run_build_job",
+    "datastore_default": "rebase_core.datastore.readiness:run_default_build_job",
     "transform": "rebase_core.transform:run_transform_job",
     "plan": "rebase_core.transform:run_plan_job",
     "synthesize": "rebase_core.synthesize:run_synthesize_job",
@@ -68,6 +69,7 @@ class JobStatus:
     started_at: float | None = None
     updated_at: float | None = None
     finished_at: float | None = None
+    paused_s: float = 0.0  # time the handler spent waiting (yielding), not working
     folder: Path = Path()
 
     @property
@@ -76,11 +78,11 @@ class JobStatus:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left, extrapolated from the rate so far (None when unknown)."""
+        """Seconds left, extrapolated from the rate so far, pauses left out (None when unknown)."""
         p = self.progress
         if not self.started_at or not p.total or p.done <= 0 or not self.is_active:
             return None
-        elapsed = (self.updated_at or time.time()) - self.started_at
+        elapsed = max(0.0, (self.updated_at or time.time()) - self.started_at - self.paused_s)
         return max(0.0, elapsed / p.done * (p.total - p.done))
 
 
@@ -106,6 +108,11 @@ class JobContext:
 
     def should_stop(self) -> bool:
         return (self.folder / "cancel").exists()
+
+    def add_paused(self, seconds: float) -> None:
+        """Record time spent waiting rather than working, so the ETA leaves it out."""
+        status = _read_json(self.folder / "status.json")
+        _update_status(self.folder, paused_s=float(status.get("paused_s", 0.0)) + seconds)
 
 
 Handler = Callable[[Mapping[str, Any], Settings, JobContext], Mapping[str, Any] | None]
@@ -179,6 +186,7 @@ def job_status(folder: Path) -> JobStatus:
         started_at=status.get("started_at"),
         updated_at=status.get("updated_at"),
         finished_at=status.get("finished_at"),
+        paused_s=float(status.get("paused_s") or 0.0),
         folder=folder,
     )
 

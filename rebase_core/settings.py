@@ -87,6 +87,11 @@ class Settings:
         return self.home / "datastores" / "default"
 
     @property
+    def starter_store(self) -> Path:
+        """A few rows of every bundled config, built first so retrieval works within minutes."""
+        return self.home / "datastores" / "starter"
+
+    @property
     def workspace_db(self) -> Path:
         return self.home / "workspace.sqlite"
 

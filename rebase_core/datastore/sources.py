@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rebase_core.datastore.build import BUNDLED_ROWS_PER_CONFIG, BuildParams, start_build_job
+from rebase_core.datastore.build import BuildParams, start_build_job
 from rebase_core.errors import InputError
 from rebase_core.jobs import JobStatus
 from rebase_core.settings import Settings
@@ -20,10 +20,17 @@ def corpus_prepared(settings: Settings) -> bool:
 
 
 def start_default_build(settings: Settings) -> JobStatus:
-    """Build the default datastore from the bundled corpus, in the background."""
-    return start_build_job(
-        settings, settings.default_store, ["bundled"], BuildParams(BUNDLED_ROWS_PER_CONFIG)
-    )
+    """Build (or resume) the default datastore from the bundled corpus, in the background, at
+    low priority and pausing while the user's own jobs run (see `readiness`). With no store at
+    all yet, the starter store comes first (minutes), then the full one."""
+    from rebase_core.datastore.readiness import start_first_build, start_full_build, store_state
+
+    if (
+        not store_state(settings, settings.default_store).built
+        and not store_state(settings, settings.starter_store).complete
+    ):
+        return start_first_build(settings)
+    return start_full_build(settings)
 
 
 def save_upload(name: str, data: bytes, uploads_dir: Path) -> Path:
