@@ -14,6 +14,8 @@ from rebase_core.datastore import (
     build_datastore,
     open_datastore,
 )
+from rebase_core.datastore.build import ENGINES
+from rebase_core.datastore.ray_engine import RayEngine
 from rebase_core.embed import EMBEDDER_NAMES, get_embedder
 from rebase_core.settings import Settings
 
@@ -58,6 +60,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--embedder", choices=EMBEDDER_NAMES, default=None)
     build.add_argument("--threads", type=int, default=None, help="embedding threads")
+    build.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local (this process, default) or ray: Ray Data on the cluster RAY_ADDRESS names, "
+        "else a local Ray; both write the same store",
+    )
+    build.add_argument(
+        "--actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--engine ray: embedding actors (default: one per GPU, else one per --threads CPUs)",
+    )
     build.set_defaults(handler=_build)
 
     stats = dsub.add_parser("stats", help="datasets, configs, rows, cells and disk size")
@@ -79,6 +95,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
         embedder=embedder,
         params=BuildParams(rows, args.max_config_rows, args.max_cell_chars),
         on_progress=stderr_progress(),
+        engine=RayEngine(actors=args.actors) if args.engine == "ray" else args.engine,
     )
     for outcome in report.outcomes:
         if outcome.skipped:

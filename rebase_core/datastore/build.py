@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,13 +266,12 @@ class _Writer:
         row = self.conn.execute("SELECT source FROM datasets WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
-    def ensure_dataset(self, shard: Shard, description: str, cache: _EmbedCache) -> int:
+    def ensure_dataset(self, shard: Shard, description: str, vector: np.ndarray) -> int:
         row = self.conn.execute(
             "SELECT idx FROM datasets WHERE name = ?", (shard.dataset,)
         ).fetchone()
         if row:
             return int(row[0])
-        vector = cache.embed([description])[0]
         cur = self.conn.execute(
             "INSERT INTO datasets(name, description, source, license, keywords, vector) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -416,12 +415,16 @@ def build_datastore(
     params: BuildParams | None = None,
     on_progress: ProgressFn = no_progress,
     should_stop: Callable[[], bool] = lambda: False,
+    engine: str | Engine = "local",
 ) -> BuildReport:
     """Build or extend the datastore at `store` from `sources` (idempotent and resumable).
 
     Every spec is expanded before any work, so a typo in the third source fails at once. Within a
     multi-config source, a config that cannot be read is recorded as skipped with its reason; a
     source that is a single file or folder raises instead (its only dataset is unusable).
+
+    `engine`: `local` (this process) or `ray` (Ray Data on the cluster `RAY_ADDRESS` names, else a
+    local Ray; see ray_engine.py), or an `Engine` callable. Every engine writes the same store.
     """
     store = Path(store).expanduser()
     if not sources:
@@ -433,32 +436,81 @@ def build_datastore(
             "and cells must keep at least 16 characters."
         )
     embedder = embedder or get_embedder(settings.embedder, settings.threads)
+    run_engine = _resolve_engine(engine)
     started = time.perf_counter()
     shards_by_spec = [(spec, list_shards(spec, settings)) for spec in dict.fromkeys(sources)]
     with build_lock(store):
         writer = _Writer(store, settings, embedder)
         try:
             return _run_build(
-                writer, store, shards_by_spec, params, on_progress, should_stop, started
+                writer, store, shards_by_spec, params, on_progress, should_stop, started, run_engine
             )
         finally:
             writer.close()
 
 
-def _run_build(
-    writer: _Writer,
-    store: Path,
-    shards_by_spec: list[tuple[str, list[Shard]]],
-    params: BuildParams,
-    on_progress: ProgressFn,
-    should_stop: Callable[[], bool],
-    started: float,
-) -> BuildReport:
+@dataclass(frozen=True, slots=True)
+class ShardWork:
+    """The pure part of building one shard, done wherever an engine runs it: the sampled rows with
+    their cells embedded, the dataset's description and its vector; `error` is why sampling failed
+    (the shard is then recorded as skipped, or the build fails when it is a source's only one)."""
+
+    prepared: PreparedShard
+    description: str
+    description_vector: np.ndarray
+    error: RebaseError | None = None
+
+
+def sample_or_skip(shard: Shard, params: BuildParams) -> tuple[SampledShard, RebaseError | None]:
+    """Sample a shard; a config that cannot be read becomes an empty, skipped sample."""
+    try:
+        return (
+            sample_shard(
+                shard,
+                rows_per_config=params.rows_per_config,
+                max_config_rows=params.max_config_rows,
+                max_cell_chars=params.max_cell_chars,
+            ),
+            None,
+        )
+    except RebaseError as exc:
+        logger.warning("%s [%s]: %s", shard.dataset, shard.config, exc)
+        return SampledShard(shard, (), "", None, (), f"skipped ({exc})"), exc
+
+
+def work_on_shard(
+    shard: Shard, params: BuildParams, embed: Callable[[Sequence[str]], np.ndarray]
+) -> ShardWork:
+    """Sample and embed one shard: the map a build runs (locally, or in Ray tasks and actors)."""
+    sample, error = sample_or_skip(shard, params)
+    prepared = prepare_shard(sample, embed)
+    description = describe(shard, sample)
+    return ShardWork(prepared, description, embed([description])[0], error)
+
+
+# A build engine: given the shards to build, yields their work in the same order, lazily (the
+# writer commits each before asking for the next, so a stop or a crash loses at most one shard).
+Engine = Callable[[Sequence[Shard], BuildParams, Embedder], Iterator[ShardWork]]
+
+
+def local_engine(
+    shards: Sequence[Shard], params: BuildParams, embedder: Embedder
+) -> Iterator[ShardWork]:
+    """One shard after another in this process, sharing one embedding cache."""
+    cache = _EmbedCache(embedder)
+    for shard in shards:
+        yield work_on_shard(shard, params, cache.embed)
+
+
+def _plan_build(
+    writer: _Writer, shards_by_spec: list[tuple[str, list[Shard]]]
+) -> tuple[list[tuple[Shard, bool]], int]:
+    """The shards still to build (with whether each is its source's only one), and how many are
+    already in the store."""
     done = writer.done_shards()
-    cache = _EmbedCache(writer.embedder)
-    todo: list[tuple[str, Shard, bool]] = []
+    todo: list[tuple[Shard, bool]] = []
     already = 0
-    for spec, shards in shards_by_spec:
+    for _spec, shards in shards_by_spec:
         for shard in shards:
             owner = writer.dataset_source(shard.dataset)
             if owner is not None and owner != shard.source:
@@ -469,35 +521,63 @@ def _run_build(
             if (shard.dataset, shard.config) in done:
                 already += 1
                 continue
-            todo.append((spec, shard, len(shards) == 1))
+            todo.append((shard, len(shards) == 1))
+    return todo, already
+
+
+ENGINES = ("local", "ray")
+
+
+def _resolve_engine(engine: str | Engine) -> Engine:
+    if callable(engine):
+        return engine
+    if engine == "local":
+        return local_engine
+    if engine == "ray":
+        from rebase_core.datastore.ray_engine import RayEngine
+
+        return RayEngine()
+    raise InputError(f"Unknown build engine {engine!r}: expected one of {', '.join(ENGINES)}.")
+
+
+def _run_build(
+    writer: _Writer,
+    store: Path,
+    shards_by_spec: list[tuple[str, list[Shard]]],
+    params: BuildParams,
+    on_progress: ProgressFn,
+    should_stop: Callable[[], bool],
+    started: float,
+    engine: Engine = local_engine,
+) -> BuildReport:
+    todo, already = _plan_build(writer, shards_by_spec)
     outcomes: list[ShardOutcome] = []
     rows_added = cells_added = 0
+    embed_seconds = 0.0
     stopped = False
-    for k, (_spec, shard, single) in enumerate(todo):
-        if should_stop():
-            stopped = True
-            break
-        on_progress(Progress(k, len(todo), f"{shard.dataset} [{shard.config}]"))
-        try:
-            sample = sample_shard(
-                shard,
-                rows_per_config=params.rows_per_config,
-                max_config_rows=params.max_config_rows,
-                max_cell_chars=params.max_cell_chars,
-            )
-        except RebaseError as exc:
-            if single:
-                raise
-            logger.warning("%s [%s]: %s", shard.dataset, shard.config, exc)
-            sample = SampledShard(shard, (), "", None, (), f"skipped ({exc})")
-        if single and sample.skipped:
-            raise DatasetError(f"{shard.dataset}: {sample.skipped}.")
-        prepared = prepare_shard(sample, cache.embed)
-        dataset_idx = writer.ensure_dataset(shard, describe(shard, sample), cache)
-        outcome = writer.write(prepared, dataset_idx, params.to_json())
-        outcomes.append(outcome)
-        rows_added += outcome.rows
-        cells_added += outcome.cells
+    works = engine([shard for shard, _ in todo], params, writer.embedder)
+    try:
+        for k, (shard, single) in enumerate(todo):
+            if should_stop():
+                stopped = True
+                break
+            on_progress(Progress(k, len(todo), f"{shard.dataset} [{shard.config}]"))
+            work = next(works)
+            if single and work.error is not None:
+                raise work.error
+            sample = work.prepared.sample
+            if single and sample.skipped:
+                raise DatasetError(f"{shard.dataset}: {sample.skipped}.")
+            embed_seconds += work.prepared.seconds
+            dataset_idx = writer.ensure_dataset(shard, work.description, work.description_vector)
+            outcome = writer.write(work.prepared, dataset_idx, params.to_json())
+            outcomes.append(outcome)
+            rows_added += outcome.rows
+            cells_added += outcome.cells
+    finally:
+        close = getattr(works, "close", None)
+        if close is not None:
+            close()
     on_progress(Progress(len(outcomes), len(todo), f"done: +{cells_added:,} cells"))
     report = BuildReport(
         store=str(store),
@@ -507,7 +587,7 @@ def _run_build(
         rows_added=rows_added,
         cells_added=cells_added,
         seconds=time.perf_counter() - started,
-        embed_seconds=cache.seconds,
+        embed_seconds=embed_seconds,
         stopped_early=stopped,
         outcomes=tuple(outcomes),
     )
