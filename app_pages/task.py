@@ -41,6 +41,7 @@ def _load_into_editor(task: Task | None, tag: str) -> None:
     st.session_state["task_form_tag"] = tag
     st.session_state["task_form"] = task_form(task)
     ws.set_value(DRAFT_KEY, None)  # a task loaded on purpose replaces any unsaved draft
+    st.session_state.pop("task_draft_note", None)
 
 
 def _load_current() -> None:
@@ -87,6 +88,8 @@ presets = available_presets()
 left, middle, right = st.columns([3, 3, 2], vertical_alignment="bottom")
 with left:
     options = [t.id for t in tasks]
+    if "task_pick_to" in st.session_state:  # a task made current below (preset, import)
+        st.session_state["task_pick"] = st.session_state.pop("task_pick_to")
     labels = {t.id: f"{t.name} (v{t.version})" for t in tasks}
     chosen = st.selectbox(
         "Your tasks",
@@ -110,9 +113,25 @@ with middle:
         key="task_preset",
     )
 with right:
-    load = st.button("Load preset", disabled=preset is None, icon=":material/file_open:")
+    load = st.button(
+        "Load preset",
+        disabled=preset is None,
+        icon=":material/file_open:",
+        help="Saves the preset as your task (a new version if you already have a task of that "
+        "name and changed it) and makes it the current task.",
+    )
     if load and preset is not None:
-        _load_into_editor(presets[preset], f"preset-{preset}")
+        # Loading a preset is choosing the task to work on, like importing a file: it is saved
+        # at once and becomes the current task (the sidebar and the next pages follow).
+        with ui.shown_errors():
+            loaded = ws.save_task(presets[preset], note=f"loaded preset {preset}")
+        ui.set_current_task(loaded)
+        st.session_state["task_pick_to"] = loaded.id  # else the picker would switch back
+        _load_into_editor(loaded.task, f"{loaded.id}-{loaded.version}")
+        st.toast(
+            f"Preset {preset} is your current task (version {loaded.version}).",
+            icon=":material/check:",
+        )
         st.rerun()
     if st.button("New blank task", icon=":material/add:"):
         _load_into_editor(None, f"new-{len(tasks)}")
@@ -158,10 +177,15 @@ with st.container(border=True):
         key=f"task-examples-{tag}",
         on_change=_keep_draft,
         column_config={
-            "input": st.column_config.TextColumn("Input", width="large"),
-            "output": st.column_config.TextColumn("Output", width="large"),
+            "input": st.column_config.TextColumn("Input", width="large", default=""),
+            "output": st.column_config.TextColumn("Output", width="large", default=""),
         },
+        placeholder="",  # an empty cell shows blank, not "None"
         hide_index=True,
+    )
+    st.caption(
+        "To delete examples, tick the box at the left of their rows, then press the bin icon "
+        "above the table (or the Delete key)."
     )
     c1, c2 = st.columns(2)
     c1.text_input(
@@ -199,7 +223,10 @@ if saved:
         st.rerun()
 
 # ------------------------------------------------------------------------ paste, import, export
-with st.expander("Paste many examples at once"):
+# The expander keeps its state (key + on_change): it stays open across the reruns of using it.
+with st.expander("Paste many examples at once", key="task_paste_open", on_change="rerun"):
+    if st.session_state.pop("task_paste_clear", False):
+        st.session_state["task_paste"] = ""  # added: a second click cannot add them twice
     st.caption("One example per line: `input<TAB>output`, or JSON lines with input and output.")
     pasted = st.text_area(
         "Examples to add", key="task_paste", height=140, label_visibility="collapsed"
@@ -210,8 +237,16 @@ with st.expander("Paste many examples at once"):
         st.session_state["task_form"] = form
         st.session_state["task_form_tag"] = f"{tag}-p{len(form['examples'])}"
         _keep_draft()
-        st.toast(f"Added {added} example(s) to the draft; save to make a version.")
+        st.session_state["task_paste_clear"] = True
+        st.session_state["task_paste_added"] = added
         st.rerun()
+    added_before = st.session_state.pop("task_paste_added", None)
+    if added_before is not None:
+        st.success(
+            f"Added {added_before} example{'' if added_before == 1 else 's'} to the table above; "
+            "press **Save task** to make a version.",
+            icon=":material/check:",
+        )
 
 imp, exp = st.columns(2)
 with imp:
@@ -221,6 +256,7 @@ with imp:
             task = task_from_json_bytes(upload.getvalue(), source=upload.name)
             imported = ws.save_task(task, note=f"imported from {upload.name}")
         ui.set_current_task(imported)
+        st.session_state["task_pick_to"] = imported.id
         _load_into_editor(imported.task, f"{imported.id}-{imported.version}")
         st.rerun()
 with exp:
