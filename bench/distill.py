@@ -117,14 +117,16 @@ def rebase_pairs(
     times: dict[str, float],
     mode: str,
     stats: dict[str, object],
+    pool: int = 3,
 ) -> list[Pair]:
     """Retrieve, transform the best rows until there are enough pairs, then do what a curator
     would with the label chart: keep an even share of each label (label tasks only), as far as
-    3n rows provide them. In auto/plan mode every dataset among the 3n rows is planned first."""
+    pool*n rows provide them. In auto/plan mode every dataset among those rows is planned first."""
     store = open_datastore(settings.default_store, settings)
     embedder = get_embedder(store.embedder_name, settings.threads)
     with timed(times, "retrieve"):
-        rows = retrieve(store, task, embedder, RetrievalOptions(top_k=3 * n)).rows
+        rows = retrieve(store, task, embedder, RetrievalOptions(top_k=pool * n)).rows
+    stats["pool_rows"] = len(rows)
     teacher = get_llm(TEACHER, settings)
     plans: dict[tuple[str, str], Plan] = {}
     calls = 0
@@ -174,7 +176,7 @@ def rebase_pairs(
             )
             if len(balanced) >= n:
                 break
-    # When a label stays rare even after 3n rows, fill the budget with the other pairs in order.
+    # When a label stays rare even after pool*n rows, fill the budget with the other pairs in order.
     chosen = balance_by_label(task, pairs, per_label=per_label)[:n]
     ids = {p.id for p in chosen}
     chosen = chosen + [p for p in pairs if p.id not in ids][: n - len(chosen)]
@@ -335,6 +337,13 @@ def main() -> None:
         help="how ReBase turns rows into pairs (auto: plans where valid, rewrite elsewhere)",
     )
     parser.add_argument(
+        "--pool",
+        type=int,
+        default=3,
+        help="retrieve this many rows per wanted pair for ReBase (3: the paper's top 3n; more "
+        "rows bring more datasets to plan)",
+    )
+    parser.add_argument(
         "--no-refs",
         action="store_true",
         help="skip the references (untrained student, teacher): for a second run in parallel",
@@ -389,7 +398,7 @@ def main() -> None:
                 start = time.perf_counter()
                 if method == "rebase":
                     pairs = rebase_pairs(
-                        task, settings, args.pairs, cache, times, args.rebase_mode, stats
+                        task, settings, args.pairs, cache, times, args.rebase_mode, stats, args.pool
                     )
                 else:
                     pairs = baseline_pairs(task, settings, method, args.pairs, cache, times, stats)
