@@ -113,7 +113,13 @@ else:
             column_config={
                 "description": st.column_config.TextColumn(width="large"),
                 "rows": st.column_config.NumberColumn(format="%d"),
-                "similarity": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0),
+                # The number beside the bar; the bar spans the best hit (cosine similarities of
+                # descriptions sit around 0.1-0.5, so a 0-1 bar looked empty).
+                "similarity": st.column_config.ProgressColumn(
+                    format="%.3f",
+                    min_value=0.0,
+                    max_value=max([*(table.get("similarity") or []), 1e-6]),
+                ),
             },
             key="ds_table",
         )

@@ -48,6 +48,7 @@ def test_datasets_filter_by_name_or_description_in_any_case():
 def test_a_search_by_meaning_ranks_its_hits_with_their_similarity():
     table = dataset_table(INFOS, query="ignored", hits=[("mine", 0.4), ("squad", 0.7)])
     assert table["dataset"] == ["squad", "mine"] and table["similarity"] == [0.7, 0.4]
+    assert list(table)[:2] == ["dataset", "similarity"]  # the score beside the name
 
 
 def test_figures_sources_and_configs_of_a_built_store(store):

@@ -42,8 +42,10 @@ def dataset_table(
     else:
         needle = query.strip().lower()
         chosen = [d for d in infos if needle in d.name.lower() or needle in d.description.lower()]
-    table: dict[str, list[Any]] = {
-        "dataset": [d.name for d in chosen],
+    table: dict[str, list[Any]] = {"dataset": [d.name for d in chosen]}
+    if hits is not None:  # next to the name, where a ranked list shows its score
+        table["similarity"] = [round(similarity[d.name], 3) for d in chosen]
+    table |= {
         "description": [d.description for d in chosen],
         "rows": [d.n_rows for d in chosen],
         "cells": [d.n_cells for d in chosen],
@@ -52,8 +54,6 @@ def dataset_table(
         "license": [d.license for d in chosen],
         "keywords": [", ".join(d.keywords) for d in chosen],
     }
-    if hits is not None:
-        table["similarity"] = [similarity[d.name] for d in chosen]
     return table
 
 
