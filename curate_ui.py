@@ -302,13 +302,15 @@ def _focus(
     with right:
         new_input, new_output = _editor(ws, pair)
     a1, a2, a3, a4 = st.columns(4)
-    edited = (new_input, new_output) != (pair.input, pair.output)
     decision = None
     if a1.button("Accept", type="primary", shortcut="A", icon=":material/check:"):
         decision = "accept"
     if a2.button("Reject", shortcut="X", icon=":material/close:"):
         decision = "reject"
-    if a3.button("Save edit", shortcut="Ctrl+Enter", disabled=not edited, icon=":material/save:"):
+    # Always enabled: Ctrl+Enter pressed while typing reaches the button before the text box
+    # has sent its new value, so a button disabled "until edited" would swallow it; `decide`
+    # says "nothing to save" when the text really is unchanged.
+    if a3.button("Save edit", shortcut="Ctrl+Enter", icon=":material/save:"):
         decision = "save"
     if decision is not None:
         with ui.shown_errors():
