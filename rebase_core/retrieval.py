@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,7 @@ import numpy as np
 from rebase_core.datastore import Datastore
 from rebase_core.embed import Embedder
 from rebase_core.errors import InputError, StoreError
+from rebase_core.readability import content_key
 from rebase_core.task import final_answer
 from rebase_core.types import Progress, ProgressFn, ScoredRow, Task, no_progress
 
@@ -53,18 +53,31 @@ _EPS = 1e-6
 
 @dataclass(frozen=True, slots=True)
 class RetrievalOptions:
-    """How to retrieve; the paper's setting is the default (top 3,000, equal weights)."""
+    """How to retrieve; the paper's setting is the default (top 3,000, equal weights, no cap,
+    duplicates kept). The app starts from `app_retrieval_options` instead."""
 
     top_k: int = 3000
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # input, output, dataset description
     per_dataset_cap: int | None = None  # at most this many rows from one dataset
-    dedup: bool = False  # drop rows whose text repeats a better-scored row
+    dedup: bool = False  # drop rows whose cells repeat a better-scored row's (content_key)
     exclude_datasets: tuple[str, ...] = ()  # added to the task's exclusions and the held-out sets
     include_keywords: tuple[str, ...] = ()  # keep rows containing all words of any of these
     exclude_keywords: tuple[str, ...] = ()  # drop rows containing all words of any of these
     fusion: str | None = None  # rank fusion of S_in and S_out (no dataset term): mean_rank|max_rank
     method: str = "auto"  # auto | exact | index
     candidates: int | None = None  # ANN depth per side for the index method (default 4 x top_k)
+
+
+PAPER_RETRIEVAL = RetrievalOptions()
+# The app's cap: at most this many rows of one dataset (chosen with bench/readability.py).
+APP_PER_DATASET_CAP = 50
+
+
+def app_retrieval_options(top_k: int = 3000) -> RetrievalOptions:
+    """The app's default: the paper's score and K, identical rows dropped and at most
+    APP_PER_DATASET_CAP rows per dataset, so that the first rows a user reads (and transforms)
+    come from many datasets. `PAPER_RETRIEVAL` (one click on the Retrieve page) is uncapped."""
+    return RetrievalOptions(top_k=top_k, per_dataset_cap=APP_PER_DATASET_CAP, dedup=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +99,8 @@ class RetrievalResult:
     datasets_scanned: int = 0
     excluded: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    duplicates_dropped: int = 0  # identical rows skipped before the top K filled (dedup)
+    capped: int = 0  # rows skipped before the top K filled because their dataset was full
 
 
 # ----------------------------------------------------------------------------- task side
@@ -222,7 +237,9 @@ class _Selector:
             for query in options.exclude_keywords:
                 mask[store.keyword_rows(query)] = False
             self.keyword_mask = mask
-        self._texts: dict[int, str] = {}
+        self._keys: dict[int, int] = {}  # row idx -> hash of its content_key
+        self.duplicates = 0  # rows the last `select` dropped as repeats of a better row
+        self.capped = 0  # rows the last `select` skipped for the per-dataset cap
 
     def allowed(self, rows: np.ndarray) -> np.ndarray:
         ok = self.allowed_datasets[self.store.row_dataset[rows]]
@@ -230,45 +247,50 @@ class _Selector:
             ok &= self.keyword_mask[rows]
         return np.asarray(ok, dtype=bool)
 
-    def _dedup_key(self, row_idx: int) -> str:
-        if row_idx not in self._texts:
-            row = self.store.rows([row_idx])[0]
-            text = " ".join(row.cells.values()).lower()
-            self._texts[row_idx] = " ".join(re.sub(r"[^\w\s]", " ", text).split())
-        return self._texts[row_idx]
+    def _fetch_keys(self, row_idxs: Sequence[int]) -> None:
+        """Content keys of the rows not fetched yet, in one query."""
+        missing = [r for r in row_idxs if r not in self._keys]
+        for r, row in zip(missing, self.store.rows(missing), strict=True):
+            self._keys[r] = hash(content_key(row.cells))
 
     def select(self, rows: np.ndarray, order_key: np.ndarray) -> np.ndarray:
         """Positions (into `rows`) of the top K after cap and dedup, best first.
 
-        Ties are broken by row index so the choice is deterministic across methods.
+        Both rules walk the rows in score order and skip a row, never reorder: the first n
+        picks are the same for every K >= n. Ties are broken by row index so the choice is
+        deterministic across methods.
         """
         order = np.lexsort((rows, -order_key))
         k = self.options.top_k
         cap = self.options.per_dataset_cap
+        self.duplicates = self.capped = 0
         if not cap and not self.options.dedup:
             return order[:k]
         picked: list[int] = []
         per_dataset: dict[int, int] = {}
-        seen: set[str] = set()
-        if self.options.dedup:  # fetch texts for a generous prefix in one query
-            prefix = [int(r) for r in rows[order[: 3 * k]] if int(r) not in self._texts]
-            for r, row in zip(prefix, self.store.rows(prefix), strict=True):
-                text = " ".join(row.cells.values()).lower()
-                self._texts[r] = " ".join(re.sub(r"[^\w\s]", " ", text).split())
-        for pos in order:
-            r = int(rows[pos])
-            d = int(self.store.row_dataset[r])
-            if cap and per_dataset.get(d, 0) >= cap:
-                continue
+        seen: set[int] = set()
+        chunk = max(2 * k, 1000)  # row texts come from SQLite a chunk at a time
+        for start in range(0, len(order), chunk):
+            part = order[start : start + chunk]
             if self.options.dedup:
-                key = self._dedup_key(r)
-                if key in seen:
+                self._fetch_keys([int(r) for r in rows[part]])
+            for pos in part:
+                r = int(rows[pos])
+                d = int(self.store.row_dataset[r])
+                if self.options.dedup:
+                    key = self._keys[r]
+                    if key in seen:
+                        self.duplicates += 1
+                        continue
+                if cap and per_dataset.get(d, 0) >= cap:
+                    self.capped += 1
                     continue
-                seen.add(key)
-            picked.append(int(pos))
-            per_dataset[d] = per_dataset.get(d, 0) + 1
-            if len(picked) >= k:
-                break
+                if self.options.dedup:
+                    seen.add(key)
+                picked.append(int(pos))
+                per_dataset[d] = per_dataset.get(d, 0) + 1
+                if len(picked) >= k:
+                    return np.asarray(picked, dtype=np.int64)
         return np.asarray(picked, dtype=np.int64)
 
 
@@ -384,6 +406,8 @@ def retrieve_vectors(
         datasets_scanned=scanned,
         excluded=tuple(excluded_names),
         notes=tuple(notes),
+        duplicates_dropped=selector.duplicates,
+        capped=selector.capped,
     )
 
 

@@ -5,6 +5,8 @@ import os
 import random
 import subprocess
 import sys
+from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +15,10 @@ from rebase_core.datastore import build_datastore, open_datastore
 from rebase_core.embed import HashingEmbedder
 from rebase_core.errors import InputError
 from rebase_core.retrieval import (
+    APP_PER_DATASET_CAP,
+    PAPER_RETRIEVAL,
     RetrievalOptions,
+    app_retrieval_options,
     dataset_matches,
     retrieve,
     similar_rows,
@@ -200,6 +205,89 @@ def test_cap_dedup_keywords_and_fusion(random_store):
         retrieve(random_store, task, emb, RetrievalOptions(fusion="max_rank", method="index"))
 
 
+DATE = "What day of the week was 2020-01-01?"
+
+
+@pytest.fixture
+def dup_store(tmp_path, settings):
+    """Identical rows within a dataset and across two datasets (other column names), plus rows
+    that differ only in case or punctuation."""
+    a = [
+        {"q": DATE, "a": "Wednesday"},
+        {"q": DATE, "a": "Wednesday"},
+        {"q": DATE.upper(), "a": "Wednesday"},
+        {"q": "( ] )", "a": "Invalid"},
+        {"q": "[ ) ]", "a": "Invalid"},
+        {"q": "What day was 2021-01-01?", "a": "Friday"},
+    ]
+    b = [{"question": DATE, "answer": "Wednesday"}, {"question": "Is ( ] valid?", "answer": "no"}]
+    sources = [
+        _dataset(tmp_path / "src", "dates_a", a, "Dates and the days of the week."),
+        _dataset(tmp_path / "src", "dates_b", b, "Calendar questions."),
+    ]
+    build_datastore(tmp_path / "store", sources, settings, embedder=HashingEmbedder())
+    return open_datastore(tmp_path / "store", settings)
+
+
+DATE_TASK = Task(
+    "days", "Say the day of the week.", (Example("What day was 2019-05-01?", "Wednesday"),)
+)
+
+
+@pytest.mark.parametrize("method", ["exact", "index"])
+def test_dedup_drops_identical_rows_keeping_the_best_scored_and_nothing_else(dup_store, method):
+    emb = HashingEmbedder()
+    paper = retrieve(dup_store, DATE_TASK, emb, RetrievalOptions(top_k=20, method=method))
+    assert len(paper.rows) == 8 and paper.duplicates_dropped == 0
+    deduped = retrieve(
+        dup_store, DATE_TASK, emb, RetrievalOptions(top_k=20, dedup=True, method=method)
+    )
+    # The three copies of the date row (two in dates_a, one in dates_b named differently) are
+    # one row now; case and punctuation make different rows, which stay.
+    assert len(deduped.rows) == 6 and deduped.duplicates_dropped == 2
+    copies = [r for r in paper.rows if list(r.row.values()) == [DATE, "Wednesday"]]
+    assert len(copies) == 3 and {r.dataset for r in copies} == {"dates_a", "dates_b"}
+    kept = [r for r in deduped.rows if list(r.row.values()) == [DATE, "Wednesday"]]
+    assert [r.key for r in kept] == [copies[0].key]  # the best-scored copy, its score unchanged
+    assert kept[0].score == copies[0].score
+    assert copies[0].score > min(c.score for c in copies)  # the datasets' terms differ
+    cells = {tuple(r.row.values()) for r in deduped.rows}
+    assert {(DATE.upper(), "Wednesday"), ("( ] )", "Invalid"), ("[ ) ]", "Invalid")} <= cells
+    # Every row the dedup keeps is scored and ordered as in the paper's run.
+    paper_scores = {r.key: r.score for r in paper.rows}
+    assert [paper_scores[r.key] for r in deduped.rows] == [r.score for r in deduped.rows]
+    assert [r.key for r in deduped.rows] == [
+        r.key for r in paper.rows if r.key in {k.key for k in deduped.rows}
+    ]
+
+
+def test_app_defaults_are_dedup_and_a_cap_and_the_paper_is_neither():
+    app = app_retrieval_options(500)
+    assert (app.top_k, app.dedup, app.per_dataset_cap) == (500, True, APP_PER_DATASET_CAP)
+    assert (PAPER_RETRIEVAL.dedup, PAPER_RETRIEVAL.per_dataset_cap) == (False, None)
+    assert RetrievalOptions() == PAPER_RETRIEVAL  # the library default stays the paper's
+    assert app_retrieval_options().top_k == PAPER_RETRIEVAL.top_k == 3000
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_cap_and_dedup_give_the_same_rows_by_index_and_exhaustively(random_store, task):
+    emb = HashingEmbedder()
+    options = RetrievalOptions(top_k=40, per_dataset_cap=6, dedup=True)
+    exact = retrieve(random_store, task, emb, replace(options, method="exact"))
+    index = retrieve(random_store, task, emb, replace(options, method="index", candidates=5))
+    assert [r.key for r in index.rows] == [r.key for r in exact.rows]
+    assert exact.capped > 0 and index.capped == exact.capped
+
+
+def test_cap_and_dedup_skip_rows_without_reordering_so_a_longer_run_starts_the_same(random_store):
+    emb = HashingEmbedder()
+    options = RetrievalOptions(per_dataset_cap=3, dedup=True)
+    short = retrieve(random_store, TASKS[1], emb, replace(options, top_k=10))
+    long = retrieve(random_store, TASKS[1], emb, replace(options, top_k=24))
+    assert [r.key for r in long.rows[:10]] == [r.key for r in short.rows]
+    assert len(long.rows) == 24 and max(Counter(r.dataset for r in long.rows).values()) == 3
+
+
 def test_more_like_this_row(random_store):
     result = similar_rows(random_store, 5, RetrievalOptions(top_k=5))
     assert len(result.rows) == 5 and 5 not in result.row_idxs
@@ -229,6 +317,7 @@ def test_cli_retrieve_writes_the_contract_and_rejects_bad_tasks(tmp_path, random
             }
         )
     )
+    (tmp_path / "ok.json").write_text(task.read_text())
     out = tmp_path / "rows.jsonl"
     ok = _cli(
         tmp_path,
@@ -272,5 +361,24 @@ def test_cli_retrieve_writes_the_contract_and_rejects_bad_tasks(tmp_path, random
         res = _cli(tmp_path, "retrieve", "--store", str(random_store.path), "--task", str(task))
         assert res.returncode == 2
         assert res.stderr.strip().splitlines()[-1].startswith("error:")
+    capped = _cli(
+        tmp_path,
+        "retrieve",
+        "--store",
+        str(random_store.path),
+        "--task",
+        str(tmp_path / "ok.json"),
+        "--top-k",
+        "9",
+        "--out",
+        str(out),
+        "--app-defaults",
+        "--per-dataset-cap",
+        "2",
+    )
+    assert capped.returncode == 0, capped.stderr
+    datasets = Counter(json.loads(x)["dataset"] for x in out.read_text().splitlines())
+    assert sum(datasets.values()) == 9 and max(datasets.values()) == 2
+    assert "over the cap" in capped.stderr.splitlines()[-1]
     task.write_text("{not json")
     assert _cli(tmp_path, "retrieve", "--task", str(task)).returncode == 2

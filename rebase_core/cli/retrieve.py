@@ -10,7 +10,13 @@ from rebase_core.cli._common import stderr_progress, write_jsonl
 from rebase_core.datastore import open_datastore
 from rebase_core.embed import get_embedder
 from rebase_core.errors import InputError
-from rebase_core.retrieval import FUSIONS, METHODS, RetrievalOptions, retrieve
+from rebase_core.retrieval import (
+    FUSIONS,
+    METHODS,
+    RetrievalOptions,
+    app_retrieval_options,
+    retrieve,
+)
 from rebase_core.settings import Settings
 from rebase_core.task import load_task
 
@@ -29,8 +35,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar=("W_IN", "W_OUT", "W_DS"),
         help="weights of the input, output and dataset terms (default 1 1 1)",
     )
-    parser.add_argument("--per-dataset-cap", type=int, default=None, metavar="N")
-    parser.add_argument("--dedup", action="store_true", help="drop rows repeating a better row")
+    parser.add_argument(
+        "--per-dataset-cap", type=int, default=None, metavar="N", help="at most N rows a dataset"
+    )
+    parser.add_argument(
+        "--dedup", action="store_true", help="drop rows whose cells repeat a better row's"
+    )
+    parser.add_argument(
+        "--app-defaults",
+        action="store_true",
+        help="the Retrieve page's defaults: --dedup and a per-dataset cap of "
+        f"{app_retrieval_options().per_dataset_cap} (unless --per-dataset-cap is given); "
+        "without it the paper's setting (no cap, duplicates kept)",
+    )
     parser.add_argument(
         "--exclude",
         action="append",
@@ -63,11 +80,15 @@ def _retrieve(args: argparse.Namespace, settings: Settings) -> int:
             from rebase_core.retriever import load_retriever
 
             embedder = load_retriever(args.retriever).query_embedder(embedder)
+        # The paper's setting stays the default here: scripts and benchmarks compare against
+        # it, and a changed default would change what an existing command line returns.
+        app = app_retrieval_options(args.top_k) if args.app_defaults else RetrievalOptions()
+        cap = args.per_dataset_cap if args.per_dataset_cap is not None else app.per_dataset_cap
         options = RetrievalOptions(
             top_k=args.top_k,
             weights=tuple(args.weights),
-            per_dataset_cap=args.per_dataset_cap,
-            dedup=args.dedup,
+            per_dataset_cap=cap,
+            dedup=args.dedup or app.dedup,
             exclude_datasets=tuple(args.exclude),
             include_keywords=tuple(args.include_keyword),
             exclude_keywords=tuple(args.exclude_keyword),
@@ -78,8 +99,11 @@ def _retrieve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     n = write_jsonl((r.to_json_dict() for r in result.rows), args.out)
+    skipped = ""
+    if options.dedup or options.per_dataset_cap:
+        skipped = f"; skipped: {result.duplicates_dropped} identical, {result.capped} over the cap"
     sys.stderr.write(
         f"{n} rows in {result.seconds:.2f} s ({result.method}); excluded: "
-        f"{', '.join(result.excluded) or 'none'}\n"
+        f"{', '.join(result.excluded) or 'none'}{skipped}\n"
     )
     return 0
