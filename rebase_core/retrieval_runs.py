@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,16 +40,18 @@ def run_retrieval(
 ) -> RetrievalRun:
     """Retrieve rows for the task and save them as a new run (every row kept at first). The
     task's trained retriever, when it has one, embeds its query side (`retriever.use_retriever`);
-    the run's options name it."""
+    the run's options name it, and their `outcome` says how many rows dedup and the cap
+    skipped."""
     from rebase_core.retriever.versions import task_embedder, task_retriever
 
     trained = task_retriever(ws, record.id)
     query_embedder = task_embedder(ws, record.id, embedder)
     result = retrieve(store, record.task, query_embedder, options, on_progress=on_progress)
+    outcome = {"duplicates_dropped": result.duplicates_dropped, "capped": result.capped}
     run_id = ws.save_retrieval(
         record,
         str(store.path),
-        {**asdict(options), "retriever": str(trained) if trained else ""},
+        {**asdict(options), "retriever": str(trained) if trained else "", "outcome": outcome},
         result.method,
         result.seconds,
         result.rows,
@@ -85,6 +87,98 @@ def excluded_datasets(run: RetrievalRun, dataset_names: Sequence[str]) -> list[s
 def dataset_counts(rows: Sequence[RetrievedRow]) -> list[tuple[str, int]]:
     """(dataset, rows) for every dataset among the rows, most rows first."""
     return Counter(r.row.dataset for r in rows).most_common()
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetShare:
+    """One dataset of a run's top K: how many rows, which share, how many kept, its best rank."""
+
+    dataset: str
+    rows: int
+    kept: int
+    share: float  # of the run's rows, 0..1
+    best_rank: int  # 1-based
+
+    @property
+    def all_kept(self) -> bool:
+        return self.kept == self.rows
+
+
+def dataset_summary(rows: Sequence[RetrievedRow]) -> list[DatasetShare]:
+    """The datasets in a run's top K, most rows first (then the best-ranked first)."""
+    total = len(rows) or 1
+    n: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    best: dict[str, int] = {}
+    for r in rows:
+        d = r.row.dataset
+        n[d] += 1
+        kept[d] += r.selected
+        best[d] = min(best.get(d, r.rank), r.rank)
+    return sorted(
+        (DatasetShare(d, n[d], kept[d], n[d] / total, best[d] + 1) for d in n),
+        key=lambda s: (-s.rows, s.best_rank),
+    )
+
+
+def dataset_table(summary: Sequence[DatasetShare]) -> dict[str, list[Any]]:
+    """The "datasets in your top K" table: `keep` is ticked when every row of the dataset is
+    kept; ticking or clearing it keeps or drops them all (`Workspace.set_dataset_selected`)."""
+    return {
+        "keep": [s.all_kept for s in summary],
+        "dataset": [s.dataset for s in summary],
+        "rows": [s.rows for s in summary],
+        "share": [s.share for s in summary],
+        "kept": [s.kept for s in summary],
+        "best rank": [s.best_rank for s in summary],
+    }
+
+
+def apply_dataset_edits(
+    ws: Workspace,
+    run_id: int,
+    summary: Sequence[DatasetShare],
+    edited_rows: Mapping[Any, Mapping[str, Any]],
+) -> int:
+    """Keep or drop whole datasets as the `dataset_table` editor's ticks say (row position ->
+    changed cells); returns how many rows changed."""
+    changed = 0
+    for position, edit in edited_rows.items():
+        if "keep" in edit:
+            dataset = summary[int(position)].dataset
+            changed += ws.set_dataset_selected(run_id, [dataset], bool(edit["keep"]))
+    return changed
+
+
+def dataset_param(value: str, datasets: Sequence[str]) -> str | None:
+    """A dataset named by a URL's `rv_ds` value: the name itself, or an older link's
+    "name (count)" label; None when it names none of `datasets`.
+
+    >>> dataset_param("bigbench/color (12)", ["bigbench/color"]), dataset_param("x", [])
+    ('bigbench/color', None)
+    """
+    names = set(datasets)
+    if value in names:
+        return value
+    stripped = re.sub(r" \(\d+\)$", "", value)
+    return stripped if stripped in names else None
+
+
+def run_options_note(run: RetrievalRun) -> str:
+    """What the run's dedup and cap were, as the page says it."""
+    cap = run.options.get("per_dataset_cap")
+    dedup = bool(run.options.get("dedup"))
+    parts = [
+        f"at most {int(cap):,} rows per dataset" if cap else "no cap per dataset",
+        "identical rows dropped" if dedup else "identical rows kept",
+    ]
+    outcome = run.options.get("outcome") or {}
+    if dedup and outcome.get("duplicates_dropped"):
+        parts.append(f"{int(outcome['duplicates_dropped']):,} identical rows skipped")
+    if cap and outcome.get("capped"):
+        parts.append(f"{int(outcome['capped']):,} rows over the cap skipped")
+    paper = not cap and not dedup
+    return "; ".join(parts) + (" (the paper's setting)" if paper else "")
 
 
 def sources_chart(counts: Sequence[tuple[str, int]], limit: int = 30) -> go.Figure:
@@ -151,6 +245,12 @@ def filter_rows(rows: Sequence[RetrievedRow], row_filter: RowFilter) -> list[Ret
     return out
 
 
+def _cell(row: ScoredRow, column: str) -> str:
+    """A cell's text for a table: blank, never "None", when the row lacks the column."""
+    value = row.row.get(column) if column else None
+    return "" if value is None else str(value)
+
+
 def row_table(rows: Sequence[RetrievedRow]) -> dict[str, list[Any]]:
     """The run's table: column name -> values, in the order shown (columns even when empty)."""
     return {
@@ -161,8 +261,8 @@ def row_table(rows: Sequence[RetrievedRow]) -> dict[str, list[Any]]:
         "input": [r.row.input_score for r in rows],
         "output": [r.row.output_score for r in rows],
         "dataset term": [r.row.dataset_score for r in rows],
-        "best input cell": [r.row.row.get(r.row.input_column, "") for r in rows],
-        "best output cell": [r.row.row.get(r.row.output_column, "") for r in rows],
+        "best input cell": [_cell(r.row, r.row.input_column) for r in rows],
+        "best output cell": [_cell(r.row, r.row.output_column) for r in rows],
         "row": [f"{r.row.config}/{r.row.row_id}" for r in rows],
     }
 
@@ -180,6 +280,27 @@ def score_terms(row: ScoredRow) -> list[tuple[str, float]]:
         ("Output", row.output_score),
         ("Dataset", row.dataset_score),
     ]
+
+
+def score_text(row: ScoredRow, weights: Sequence[float] = (1.0, 1.0, 1.0)) -> str:
+    """The row's score and its three terms in full (four decimals), as one line of Markdown:
+    "**Score 0.4123** = (input 0.5100 + output 0.3300 + dataset 0.4000) / 3".
+
+    >>> r = ScoredRow("d", "c", "0", 0.41234, 0.51, 0.33, 0.4, "x", "y", "", {})
+    >>> score_text(r, (1, 0.5, 1))
+    '**Score 0.4123** = (input 0.5100 + 0.5 × output 0.3300 + dataset 0.4000) / 2.5'
+    """
+    terms = zip(
+        ("input", "output", "dataset"),
+        (row.input_score, row.output_score, row.dataset_score),
+        weights,
+        strict=True,
+    )
+    shown = [
+        f"{name} {value:.4f}" if w == 1 else f"{w:g} × {name} {value:.4f}"
+        for name, value, w in terms
+    ]
+    return f"**Score {row.score:.4f}** = ({' + '.join(shown)}) / {sum(weights):g}"
 
 
 def highlight(text: str, words: Sequence[str]) -> str:
@@ -242,6 +363,6 @@ def similar_table(
     return {
         "dataset": [r.dataset for r in similar],
         "similarity": [r.input_score for r in similar],
-        "best cell": [r.row.get(r.input_column, "") for r in similar],
+        "best cell": [_cell(r, r.input_column) for r in similar],
         "in this run": [r.key in in_run for r in similar],
     }

@@ -121,3 +121,90 @@ def test_row_detail_marks_best_cells_and_highlights_words_escaped():
 def test_docstring_examples():
     result = doctest.testmod(rr)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_datasets_in_the_top_k_are_summarised_and_kept_or_dropped_whole(tmp_path, settings):
+    """Two runs of a task; dropping a dataset in one changes that dataset's rows of that run
+    only, and ticking it again keeps them all."""
+    sources = []
+    for topic, sentences in {**TOPICS, "pets": ["The cat purred", "A cat slept"]}.items():
+        folder = tmp_path / "src" / topic
+        folder.mkdir(parents=True)
+        rows = [{"text": s, "label": topic} for s in sentences]
+        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        sources.append(str(folder))
+    build_datastore(settings.default_store, sources, settings, embedder=HashingEmbedder())
+    store = open_datastore(settings.default_store, settings)
+    ws = Workspace(tmp_path / "ws.sqlite")
+    record = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
+    first = rr.run_retrieval(ws, record, store, HashingEmbedder(), RetrievalOptions(top_k=10))
+    other = rr.run_retrieval(ws, record, store, HashingEmbedder(), RetrievalOptions(top_k=10))
+    rows = ws.retrieved_rows(first.id)
+    summary = rr.dataset_summary(rows)
+    assert [(s.dataset, s.rows) for s in summary] == [
+        ("animals", 3),
+        *sorted([("finance", 2), ("pets", 2)], key=lambda d: _best(rows, d[0])),
+    ]
+    assert sum(s.share for s in summary) == pytest.approx(1.0)
+    assert all(s.all_kept for s in summary)
+    assert [s.best_rank for s in summary] == [_best(rows, s.dataset) + 1 for s in summary]
+    table = rr.dataset_table(summary)
+    assert list(table) == ["keep", "dataset", "rows", "share", "kept", "best rank"]
+
+    position = [s.dataset for s in summary].index("finance")
+    changed = rr.apply_dataset_edits(ws, first.id, summary, {str(position): {"keep": False}})
+    assert changed == 2
+    after = ws.retrieved_rows(first.id)
+    assert {r.row.dataset for r in after if not r.selected} == {"finance"}
+    assert all(r.selected for r in ws.retrieved_rows(other.id))  # the other run is untouched
+    again = rr.dataset_summary(after)
+    finance = next(s for s in again if s.dataset == "finance")
+    assert (finance.kept, finance.all_kept) == (0, False)
+    assert rr.dataset_table(again)["keep"][position] is False
+    assert ws.set_dataset_selected(first.id, ["finance"], False) == 0  # nothing left to change
+    assert ws.set_dataset_selected(first.id, ["finance", "pets"], True) == 2
+    assert all(r.selected for r in ws.retrieved_rows(first.id))
+    assert rr.apply_dataset_edits(ws, first.id, summary, {0: {"other": 1}}) == 0
+    store.close()
+
+
+def _best(rows, dataset):
+    return min(r.rank for r in rows if r.row.dataset == dataset)
+
+
+def test_a_run_says_its_cap_and_dedup_and_what_they_skipped(made):
+    ws, record, store, _ = made
+    paper = ws.retrieval_runs(record.id)[0]
+    assert rr.run_options_note(paper) == (
+        "no cap per dataset; identical rows kept (the paper's setting)"
+    )
+    capped = rr.run_retrieval(
+        ws, record, store, HashingEmbedder(), RetrievalOptions(top_k=2, per_dataset_cap=1)
+    )
+    skipped = capped.options["outcome"]["capped"]
+    assert skipped >= 1 and capped.options["outcome"]["duplicates_dropped"] == 0
+    assert len({r.row.dataset for r in ws.retrieved_rows(capped.id)}) == 2
+    assert rr.run_options_note(capped) == (
+        f"at most 1 rows per dataset; identical rows kept; {skipped} rows over the cap skipped"
+    )
+
+
+def test_tables_show_blank_not_none_and_the_detail_shows_scores_in_full():
+    odd = RetrievedRow(
+        0,
+        ScoredRow("d", "c", "0", 0.23456, 0.2, 0.3, 0.1, "text", "", "", {"text": "x"}),
+        True,
+    )
+    table = rr.row_table([odd])
+    assert table["best input cell"] == ["x"] and table["best output cell"] == [""]
+    text = rr.score_text(odd.row)
+    assert text == "**Score 0.2346** = (input 0.2000 + output 0.3000 + dataset 0.1000) / 3"
+    assert "…" not in text
+
+
+def test_an_older_links_dataset_label_still_names_the_dataset():
+    names = ["animals", "bigbench/x (y)"]
+    assert rr.dataset_param("animals", names) == "animals"
+    assert rr.dataset_param("animals (100)", names) == "animals"
+    assert rr.dataset_param("bigbench/x (y)", names) == "bigbench/x (y)"
+    assert rr.dataset_param("finance (3)", names) is None

@@ -108,3 +108,18 @@ class RetrievalStore(Database):
                 )
                 changed += cur.rowcount
         return changed
+
+    def set_dataset_selected(self, run_id: int, datasets: Iterable[str], selected: bool) -> int:
+        """Keep or drop every row of the named datasets in a run, in one transaction; returns
+        how many rows changed."""
+        names = sorted({str(d) for d in datasets})
+        if not names:
+            return 0
+        marks = ",".join("?" * len(names))
+        with self._tx() as conn:
+            cur = conn.execute(
+                f"UPDATE retrieved_rows SET selected = ? WHERE run_id = ? "
+                f"AND dataset IN ({marks}) AND selected != ?",
+                (int(selected), run_id, *names, int(selected)),
+            )
+            return int(cur.rowcount)
