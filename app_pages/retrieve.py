@@ -8,7 +8,13 @@ import streamlit as st
 import retriever_ui
 import ui
 from rebase_core import retrieval_runs as rr
-from rebase_core.retrieval import FUSIONS, METHODS, RetrievalOptions
+from rebase_core.retrieval import (
+    APP_PER_DATASET_CAP,
+    FUSIONS,
+    METHODS,
+    PAPER_RETRIEVAL,
+    RetrievalOptions,
+)
 from rebase_core.task import comma_list
 
 settings = ui.get_settings()
@@ -32,8 +38,19 @@ with st.expander("Run retrieval", expanded=not ws.retrieval_runs(record.id)), st
     w_out = c3.number_input("Weight: outputs", 0.0, 10.0, 1.0, 0.1)
     w_ds = c4.number_input("Weight: dataset", 0.0, 10.0, 1.0, 0.1)
     c5, c6, c7, c8 = st.columns(4)
-    cap = c5.number_input("Max rows per dataset (0 = no cap)", 0, 50_000, 0)
-    dedup = c6.toggle("Drop duplicate rows", value=False)
+    cap = c5.number_input(
+        "Max rows per dataset (0 = no cap)",
+        0,
+        50_000,
+        APP_PER_DATASET_CAP,
+        help="So that the first rows come from many datasets; the paper has no cap.",
+    )
+    dedup = c6.toggle(
+        "Drop identical rows",
+        value=True,
+        help="A row whose cells repeat a better row's (another config of the same dataset, "
+        "say) is skipped; the paper keeps them.",
+    )
     fusion = c7.selectbox(
         "Ranking",
         ["score", *FUSIONS],
@@ -55,14 +72,20 @@ with st.expander("Run retrieval", expanded=not ws.retrieval_runs(record.id)), st
         "Only rows containing (comma-separated; words of one entry must all appear)"
     )
     exclude_kw = k2.text_input("Drop rows containing (comma-separated)")
-    run = st.form_submit_button("Retrieve", type="primary", icon=":material/travel_explore:")
+    s1, s2 = st.columns(2)
+    run = s1.form_submit_button("Retrieve", type="primary", icon=":material/travel_explore:")
+    paper = s2.form_submit_button(
+        "Retrieve with the paper's setting",
+        help="No cap per dataset and identical rows kept, as in the ReBase paper; the other "
+        "options as set above.",
+    )
 
-if run:
+if run or paper:
     options = RetrievalOptions(
         top_k=int(top_k),
         weights=(float(w_in), float(w_out), float(w_ds)),
-        per_dataset_cap=int(cap) or None,
-        dedup=dedup,
+        per_dataset_cap=PAPER_RETRIEVAL.per_dataset_cap if paper else int(cap) or None,
+        dedup=PAPER_RETRIEVAL.dedup if paper else dedup,
         exclude_datasets=tuple(exclude),
         include_keywords=comma_list(include_kw),
         exclude_keywords=comma_list(exclude_kw),
@@ -102,6 +125,7 @@ run_id = int(
 current = next(r for r in runs if r.id == run_id)
 if note := rr.version_note(current, record.version):
     st.warning(note)
+st.caption(f"This run: {rr.run_options_note(current)}.")
 rows = ws.retrieved_rows(run_id)
 by_rank = {r.rank: r for r in rows}
 
@@ -116,11 +140,13 @@ def _bar_clicked() -> None:
         st.session_state["rv_ds"] = sorted({p["y"] for p in points if "y" in p})
 
 
+if "rv_ds" not in st.session_state and (linked := st.query_params.get_all("rv_ds")):
+    # Older links carried the "name (count)" label; the URL now holds the name only.
+    st.session_state["rv_ds"] = [d for v in linked if (d := rr.dataset_param(v, list(counts)))]
 f1, f2, f3 = st.columns([3, 2, 2])
 chosen_ds = f1.multiselect(
     "Datasets",
     list(counts),
-    format_func=lambda d: f"{d} ({counts[d]})",
     key="rv_ds",
     bind="query-params",
     placeholder="All datasets",
@@ -147,6 +173,39 @@ with st.expander(f"Sources: {len(counts)} datasets (click a bar to filter)", exp
     if excluded:
         st.caption(f"Excluded by your options: {', '.join(excluded)}")
 
+# ------------------------------------------------------------------------- datasets in the top K
+summary = rr.dataset_summary(rows)
+# The editors' keys change after a bulk change, so that their old edits are not replayed over it.
+edit_version = st.session_state.setdefault("rv_edit_v", 0)
+
+
+def _datasets_changed() -> None:
+    edits = st.session_state[f"rv_ds_editor_{edit_version}"].get("edited_rows", {})
+    changed = rr.apply_dataset_edits(ws, run_id, summary, edits)
+    st.session_state["rv_toast"] = f"{changed:,} row(s) changed."
+    st.session_state["rv_edit_v"] = edit_version + 1
+
+
+with st.expander(
+    f"Datasets in your top {len(rows):,}: {len(summary)} (largest {summary[0].share:.0%})"
+    if summary
+    else "Datasets in your top K",
+    expanded=True,
+):
+    st.caption("Untick a dataset to drop all its rows, tick it to keep them all.")
+    st.data_editor(
+        pd.DataFrame(rr.dataset_table(summary)),
+        key=f"rv_ds_editor_{edit_version}",
+        hide_index=True,
+        disabled=["dataset", "rows", "share", "kept", "best rank"],
+        on_change=_datasets_changed,
+        column_config={
+            "keep": st.column_config.CheckboxColumn("keep", help="Keep every row of it"),
+            "share": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
+        },
+        height=min(36 * (len(summary) + 1) + 4, 320),
+    )
+
 # ----------------------------------------------------------------------------- table + selection
 st.caption(
     f"Showing {len(view):,} of {len(rows):,} rows · {current.n_selected:,} kept for transformation"
@@ -154,7 +213,7 @@ st.caption(
 
 
 def _keep_changed() -> None:
-    edits = st.session_state["rv_editor"].get("edited_rows", {})
+    edits = st.session_state[f"rv_editor_{edit_version}"].get("edited_rows", {})
     shown = st.session_state["rv_view_ranks"]
     for keep in (True, False):
         ranks = [shown[i] for i, e in edits.items() if e.get("keep") is keep]
@@ -167,7 +226,7 @@ st.session_state["rv_view_ranks"] = view_ranks
 table = pd.DataFrame(rr.row_table(view))
 st.data_editor(
     table,
-    key="rv_editor",
+    key=f"rv_editor_{edit_version}",
     hide_index=True,
     disabled=[c for c in table.columns if c != "keep"],
     on_change=_keep_changed,
@@ -195,6 +254,7 @@ def confirm_bulk(ranks: list[int], keep: bool) -> None:
     if st.button(f"{verb} {len(ranks):,} rows", type="primary"):
         changed = ws.set_selected(run_id, ranks, keep)
         st.session_state["rv_toast"] = f"{changed:,} row(s) changed."
+        st.session_state["rv_edit_v"] = edit_version + 1
         _forget_bulk()
         st.rerun()
 
@@ -224,8 +284,7 @@ with left:
     st.html(rr.cells_html(picked, row_filter.words))
 with right:
     st.markdown(f"**{picked.dataset}** · config `{picked.config}` · row `{picked.row_id}`")
-    for column, (name, value) in zip(st.columns(4), rr.score_terms(picked), strict=True):
-        column.metric(name, f"{value:.3f}")
+    st.markdown(rr.score_text(picked, current.options.get("weights", (1.0, 1.0, 1.0))))
     st.caption(picked.description[:600])
     keep_key = f"rv_keep_{run_id}_{detail_rank}"
 

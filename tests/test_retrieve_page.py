@@ -1,0 +1,101 @@
+"""AppTest of the Retrieve page's readability parts: the app's defaults (identical rows dropped,
+a per-dataset cap) with the paper's setting one click away, the datasets in the top K, the
+row detail's full scores, and dataset filter links that hold the name only."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rebase_core.datastore import build_datastore
+from rebase_core.embed import HashingEmbedder
+from rebase_core.retrieval import APP_PER_DATASET_CAP
+from rebase_core.settings import PROJECT_ROOT, Settings
+from rebase_core.types import Example, Task
+from rebase_core.workspace import Workspace
+
+TOPICS = {
+    "animals": ["The cat sat on the mat", "A dog chased the ball", "The cat sat on the mat"],
+    "finance": ["Stocks fell sharply today", "The bank raised interest rates"],
+    "sport": ["The team won the final", "She ran a marathon"],
+}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("REBASE_HOME", str(home))
+    monkeypatch.setenv("REBASE_EMBEDDER", "hash")
+    sources = []
+    for topic, sentences in TOPICS.items():
+        folder = tmp_path / "src" / topic
+        folder.mkdir(parents=True)
+        rows = [{"text": s, "label": topic} for s in sentences]
+        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / "description.txt").write_text(f"Sentences about {topic}.")
+        sources.append(str(folder))
+    settings = Settings(home=home, embedder="hash")
+    build_datastore(settings.default_store, sources, settings, embedder=HashingEmbedder())
+    ws = Workspace(home / "workspace.sqlite")
+    rec = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
+    ws.set_value("current_task", rec.id)
+    return home
+
+
+def _retrieve_page():
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at.secrets["ANTHROPIC_API_KEY"] = ""
+    at.run()
+    at.switch_page("app_pages/retrieve.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _submit(at, label):
+    next(b for b in at.get("form_submit_button") if b.label == label).click().run()
+    assert not at.exception, at.exception
+
+
+def test_retrieve_drops_identical_rows_and_caps_by_default_and_the_paper_is_one_click(home):
+    ws = Workspace(home / "workspace.sqlite")
+    at = _retrieve_page()
+    _submit(at, "Retrieve")
+    (run,) = ws.retrieval_runs(1)
+    assert run.options["dedup"] is True and run.options["per_dataset_cap"] == APP_PER_DATASET_CAP
+    assert run.n_rows == 6  # the repeated cat sentence appears once
+    assert any(
+        c.value.startswith(f"This run: at most {APP_PER_DATASET_CAP} rows per dataset")
+        and "1 identical rows skipped" in c.value
+        for c in at.caption
+    )
+    _submit(at, "Retrieve with the paper's setting")
+    paper = ws.retrieval_runs(1)[0]
+    assert paper.options["dedup"] is False and paper.options["per_dataset_cap"] is None
+    assert paper.n_rows == 7
+    assert any("(the paper's setting)" in c.value for c in at.caption)
+
+
+def test_the_datasets_in_the_top_k_and_the_detail_in_full(home):
+    at = _retrieve_page()
+    _submit(at, "Retrieve")
+    assert any(e.label.startswith("Datasets in your top 6: 3") for e in at.expander)
+    table = next(d for d in at.dataframe if "best rank" in d.value.columns).value
+    assert sorted(table["dataset"]) == ["animals", "finance", "sport"]
+    assert table["rows"].sum() == 6 and table["keep"].all()
+    assert not at.metric  # the scores are a line of text, not metrics cut to "0.2…"
+    assert any(m.value.startswith("**Score 0.") and " / 3" in m.value for m in at.markdown)
+
+
+def test_the_dataset_filter_link_holds_the_name_and_older_labels_still_work(home):
+    at = _retrieve_page()
+    _submit(at, "Retrieve")
+    at.multiselect(key="rv_ds").set_value(["finance"]).run()
+    assert sorted(at.multiselect(key="rv_ds").options) == ["animals", "finance", "sport"]
+    assert any(c.value.startswith("Showing 2 of 6 rows") for c in at.caption)
+    old = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    old.secrets["ANTHROPIC_API_KEY"] = ""
+    old.query_params["rv_ds"] = "finance (2)"
+    old.run()
+    old.switch_page("app_pages/retrieve.py").run()
+    assert not old.exception, old.exception
+    assert old.multiselect(key="rv_ds").value == ["finance"]
