@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -123,29 +123,70 @@ def make_client(chroma_path: Path | None, chroma_url: str | None = None) -> Any:
     return chromadb.PersistentClient(path=str(chroma_path), settings=chroma_settings)
 
 
+def chroma_urls(chroma_url: str | None) -> list[str]:
+    """The server URLs in `REBASE_CHROMA_URL` (comma-separated: one per index shard server)."""
+    return [u.strip() for u in (chroma_url or "").split(",") if u.strip()]
+
+
+def make_clients(chroma_path: Path | None, chroma_url: str | None = None) -> list[Any]:
+    """One client per server in `chroma_url` (comma-separated), or the one embedded client."""
+    urls = chroma_urls(chroma_url)
+    if not urls:
+        return [make_client(chroma_path, None)]
+    return [make_client(chroma_path, url) for url in urls]
+
+
+def cell_shard_names(prefix: str, shards: int) -> list[str]:
+    """Cell collection names: the one `rebase_cells` when unsharded (the existing stores' name)."""
+    if shards == 1:
+        return [f"{prefix}{CELLS_COLLECTION}"]
+    return [f"{prefix}{CELLS_COLLECTION}_{k}of{shards}" for k in range(shards)]
+
+
 class ChromaIndex:
     """The datastore's Chroma collections: cells (ANN over cell vectors) and descriptions.
 
     `prefix` namespaces the collections so several datastores can share one Chroma server.
+    `shards` > 1 splits the cells over that many collections by text hash (`id % shards`), laid
+    round-robin over `client` when it is a list of clients (one per server): past ~10M records
+    one HNSW index (one node's memory) is not enough. A query asks every shard for its n nearest
+    and keeps the n best of the union; the shards partition the texts, so that union holds the
+    global n nearest whenever each shard's answer is exact (and is never worse than one index).
+    Descriptions (one per dataset) stay in one collection, on the first client.
     """
 
     name = "chroma"
 
-    def __init__(self, client: Any, prefix: str = "") -> None:
-        self._client = client
+    def __init__(self, client: Any, prefix: str = "", shards: int = 1) -> None:
+        clients = list(client) if isinstance(client, list | tuple) else [client]
+        if shards < 1 or not clients:
+            raise InputError(f"An index needs at least one shard and one client, got {shards}.")
+        self._client = clients[0]
         self._prefix = prefix
-        self.cells = client.get_or_create_collection(
-            f"{prefix}{CELLS_COLLECTION}",
-            embedding_function=None,  # never let Chroma's default (a downloading) model run
-            configuration={"hnsw": HNSW_CONFIG},
-            metadata={"rebase": "cells"},
-        )
-        self.descriptions = client.get_or_create_collection(
+        self.shards = shards
+        self.cell_shards = [
+            clients[k % len(clients)].get_or_create_collection(
+                name,
+                embedding_function=None,  # never let Chroma's default (a downloading) model run
+                configuration={"hnsw": HNSW_CONFIG},
+                metadata={"rebase": "cells"},
+            )
+            for k, name in enumerate(cell_shard_names(prefix, shards))
+        ]
+        self.cells = self.cell_shards[0]
+        self.descriptions = clients[0].get_or_create_collection(
             f"{prefix}{DESCRIPTIONS_COLLECTION}",
             embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}},
             metadata={"rebase": "descriptions"},
         )
+
+    def _by_shard(self, ids: np.ndarray) -> list[np.ndarray]:
+        """Positions into `ids` of each shard's texts."""
+        if self.shards == 1:
+            return [np.arange(len(ids))]
+        owner = np.asarray(ids, dtype=np.uint64) % np.uint64(self.shards)
+        return [np.flatnonzero(owner == k) for k in range(self.shards)]
 
     def add_cells(
         self,
@@ -158,18 +199,23 @@ class ChromaIndex:
         No documents: the cell texts live with their rows in store.sqlite, and Chroma's
         full-text index over documents cost 0.75 KB per cell and slowed adds.
         """
-        for start in range(0, len(ids), CHROMA_MAX_BATCH):
-            end = start + CHROMA_MAX_BATCH
-            self.cells.upsert(
-                ids=[f"{int(i):016x}" for i in ids[start:end]],
-                embeddings=vectors[start:end],
-                metadatas=[dict(m) for m in metadatas[start:end]],
-            )
+        ids = np.asarray(ids, dtype=np.uint64)
+        for collection, where in zip(self.cell_shards, self._by_shard(ids), strict=True):
+            for start in range(0, len(where), CHROMA_MAX_BATCH):
+                part = where[start : start + CHROMA_MAX_BATCH]
+                collection.upsert(
+                    ids=[f"{int(i):016x}" for i in ids[part]],
+                    embeddings=np.asarray(vectors)[part],
+                    metadatas=[dict(metadatas[int(k)]) for k in part],
+                )
 
     def delete_cells(self, ids: np.ndarray) -> None:
         """Drop records by id (left by a build that crashed before committing them)."""
-        for start in range(0, len(ids), CHROMA_MAX_BATCH):
-            self.cells.delete(ids=[f"{int(i):016x}" for i in ids[start : start + CHROMA_MAX_BATCH]])
+        ids = np.asarray(ids, dtype=np.uint64)
+        for collection, where in zip(self.cell_shards, self._by_shard(ids), strict=True):
+            for start in range(0, len(where), CHROMA_MAX_BATCH):
+                part = where[start : start + CHROMA_MAX_BATCH]
+                collection.delete(ids=[f"{int(i):016x}" for i in ids[part]])
 
     def add_descriptions(
         self,
@@ -188,20 +234,48 @@ class ChromaIndex:
         )
 
     def count(self) -> int:
-        return int(self.cells.count())
+        return sum(int(c.count()) for c in self.cell_shards)
 
     def nearest_ids(self, query: np.ndarray, n: int) -> tuple[list[int], np.ndarray]:
         """(cell hashes, cosine similarities) of the n nearest cells, best first."""
         if n <= 0:
             return [], np.zeros(0, dtype=np.float32)
-        result = self.cells.query(
-            query_embeddings=np.asarray(query, dtype=np.float32)[None, :],
-            n_results=int(n),
-            include=["distances"],
-        )
-        ids = [int(x, 16) for x in result["ids"][0]]
-        sims = 1.0 - np.asarray(result["distances"][0], dtype=np.float32)
-        return ids, sims
+        q = np.asarray(query, dtype=np.float32)[None, :]
+        if self.shards == 1:
+            return _ids_sims(
+                self.cells.query(query_embeddings=q, n_results=int(n), include=["distances"])
+            )
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, self.shards)) as pool:
+            answers = list(
+                pool.map(
+                    lambda c: _ids_sims(
+                        c.query(query_embeddings=q, n_results=int(n), include=["distances"])
+                    ),
+                    self.cell_shards,
+                )
+            )
+        ids = [i for got, _ in answers for i in got]
+        sims = np.concatenate([s for _, s in answers]) if answers else np.zeros(0, np.float32)
+        best = np.argsort(-sims, kind="stable")[:n]
+        return [ids[int(b)] for b in best], sims[best]
+
+    def records(
+        self, batch: int = CHROMA_MAX_BATCH
+    ) -> Iterator[tuple[list[int], np.ndarray, list[dict[str, Any]]]]:
+        """Every cell record (ids, vectors, metadatas), a batch at a time (for copying an index)."""
+        for collection in self.cell_shards:
+            total = int(collection.count())
+            for offset in range(0, total, batch):
+                got = collection.get(
+                    limit=batch, offset=offset, include=["embeddings", "metadatas"]
+                )
+                yield (
+                    [int(x, 16) for x in got["ids"]],
+                    np.asarray(got["embeddings"], dtype=np.float32),
+                    [dict(m or {}) for m in got["metadatas"]],
+                )
 
     def search_descriptions(self, query: np.ndarray, n: int) -> list[tuple[str, float]]:
         """Dataset names whose descriptions are nearest the query, with cosine similarity."""
@@ -217,6 +291,11 @@ class ChromaIndex:
             (str(meta.get("dataset", "")), 1.0 - float(dist))
             for meta, dist in zip(result["metadatas"][0], result["distances"][0], strict=True)
         ]
+
+
+def _ids_sims(result: Mapping[str, Any]) -> tuple[list[int], np.ndarray]:
+    ids = [int(x, 16) for x in result["ids"][0]]
+    return ids, 1.0 - np.asarray(result["distances"][0], dtype=np.float32)
 
 
 class ChromaCellIndex:

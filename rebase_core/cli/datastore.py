@@ -74,7 +74,38 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="--engine ray: embedding actors (default: one per GPU, else one per --threads CPUs)",
     )
+    build.add_argument(
+        "--chroma-shards",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a new store's index over N cell collections, by text hash (comma-separated "
+        "REBASE_CHROMA_URL servers take them round-robin); default 1",
+    )
     build.set_defaults(handler=_build)
+
+    publish = dsub.add_parser(
+        "publish",
+        help="share a built store: tables and vectors to a path or fsspec URL, the index on the "
+        "REBASE_CHROMA_URL server",
+    )
+    publish.add_argument("--store", type=Path, help="the built store (default: workspace default)")
+    publish.add_argument("--to", required=True, metavar="TARGET", help="folder or fsspec URL")
+    publish.add_argument(
+        "--index-shards",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cell collections on the server(s) (default: the store's own)",
+    )
+    publish.set_defaults(handler=_publish)
+
+    link = dsub.add_parser(
+        "link", help="make a local store folder (default: the workspace's) open a shared store"
+    )
+    link.add_argument("--store", type=Path, help="an empty folder (default: workspace default)")
+    link.add_argument("--to", required=True, metavar="TARGET", help="the shared store")
+    link.set_defaults(handler=_link)
 
     stats = dsub.add_parser("stats", help="datasets, configs, rows, cells and disk size")
     stats.add_argument("--store", type=Path)
@@ -96,11 +127,36 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
         params=BuildParams(rows, args.max_config_rows, args.max_cell_chars),
         on_progress=stderr_progress(),
         engine=RayEngine(actors=args.actors) if args.engine == "ray" else args.engine,
+        chroma_shards=args.chroma_shards,
     )
     for outcome in report.outcomes:
         if outcome.skipped:
             sys.stderr.write(f"  {outcome.dataset} [{outcome.config}]: {outcome.skipped}\n")
     print(report.summary())  # noqa: T201 - the command's result
+    return 0
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from rebase_core.datastore.shared import publish_datastore
+
+    report = publish_datastore(
+        args.store or settings.default_store,
+        args.to,
+        settings,
+        index_shards=args.index_shards,
+        on_progress=stderr_progress(),
+    )
+    print(report.summary())  # noqa: T201 - the command's result
+    return 0
+
+
+def _link(args: argparse.Namespace, settings: Settings) -> int:
+    from rebase_core.datastore.shared import SharedDatastore, link_shared
+
+    folder = args.store or settings.default_store
+    SharedDatastore(args.to, settings).close()  # fail now, not in the app, if it is not a share
+    pointer = link_shared(folder, args.to)
+    print(f"{folder} now opens {args.to} ({pointer})")  # noqa: T201 - the command's result
     return 0
 
 

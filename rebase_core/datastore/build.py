@@ -32,6 +32,7 @@ from rebase_core.datastore.files import (
     build_lock,
     committed_counts,
     connect,
+    meta_shards,
     open_chroma,
     sidecar_len,
 )
@@ -186,31 +187,41 @@ def prepare_shard(
 class _Writer:
     """Appends shards to a store; owns the SQLite connection, the sidecars and Chroma."""
 
-    def __init__(self, store: Path, settings: Settings, embedder: Embedder) -> None:
+    def __init__(
+        self, store: Path, settings: Settings, embedder: Embedder, chroma_shards: int | None = None
+    ) -> None:
         self.store = store
         self.conn = connect(store / "store.sqlite")
         self.conn.executescript(SCHEMA)
-        self._check_meta(embedder)
-        self.chroma = open_chroma(store, settings)
+        shards = self._check_meta(embedder, chroma_shards)
+        self.chroma = open_chroma(store, settings, shards)
         self.embedder = embedder
         self.n_cells, self.n_rows = committed_counts(self.conn)
         self._known = _KnownTexts()
         self._repair_after_crash()
 
-    def _check_meta(self, embedder: Embedder) -> None:
+    def _check_meta(self, embedder: Embedder, chroma_shards: int | None) -> int:
+        """Write a new store's meta, or check an existing one's; returns its index shards."""
+        if chroma_shards is not None and chroma_shards < 1:
+            raise InputError(f"--chroma-shards must be at least 1, got {chroma_shards}.")
         meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
         if not meta:
             now = datetime.now(UTC).isoformat(timespec="seconds")
-            self.conn.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?)",
-                [
-                    ("format_version", FORMAT_VERSION),
-                    ("embedder", embedder.name),
-                    ("dim", str(embedder.dim)),
-                    ("created_at", now),
-                ],
+            entries = [
+                ("format_version", FORMAT_VERSION),
+                ("embedder", embedder.name),
+                ("dim", str(embedder.dim)),
+                ("created_at", now),
+            ]
+            if chroma_shards and chroma_shards > 1:  # unsharded stores keep the old meta
+                entries.append(("chroma_shards", str(chroma_shards)))
+            self.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", entries)
+            return chroma_shards or 1
+        if chroma_shards is not None and chroma_shards != meta_shards(meta):
+            raise StoreError(
+                f"{self.store} has {meta_shards(meta)} index shard(s), not {chroma_shards}; "
+                "leave --chroma-shards out to extend it, or build into a new --store folder."
             )
-            return
         if meta.get("format_version") != FORMAT_VERSION:
             raise StoreError(
                 f"{self.store} was built by an older version (format "
@@ -223,6 +234,7 @@ class _Writer:
                 f"({meta.get('dim')}-d), not {embedder.name!r}; use --embedder "
                 f"{meta.get('embedder')} or a new --store folder."
             )
+        return meta_shards(meta)
 
     def _repair_after_crash(self) -> None:
         """Cut sidecars and Chroma back to what SQLite says was committed.
@@ -416,6 +428,7 @@ def build_datastore(
     on_progress: ProgressFn = no_progress,
     should_stop: Callable[[], bool] = lambda: False,
     engine: str | Engine = "local",
+    chroma_shards: int | None = None,
 ) -> BuildReport:
     """Build or extend the datastore at `store` from `sources` (idempotent and resumable).
 
@@ -423,8 +436,10 @@ def build_datastore(
     multi-config source, a config that cannot be read is recorded as skipped with its reason; a
     source that is a single file or folder raises instead (its only dataset is unusable).
 
-    `engine`: `local` (this process) or `ray` (Ray Data on the cluster `RAY_ADDRESS` names, else a
-    local Ray; see ray_engine.py), or an `Engine` callable. Every engine writes the same store.
+    `chroma_shards`: cell collections of a new store's index (by text hash; default 1); an
+    existing store keeps its own. `engine`: `local` (this process) or `ray` (Ray Data on the
+    cluster `RAY_ADDRESS` names, else a local Ray; see ray_engine.py), or an `Engine` callable.
+    Every engine writes the same store.
     """
     store = Path(store).expanduser()
     if not sources:
@@ -440,7 +455,7 @@ def build_datastore(
     started = time.perf_counter()
     shards_by_spec = [(spec, list_shards(spec, settings)) for spec in dict.fromkeys(sources)]
     with build_lock(store):
-        writer = _Writer(store, settings, embedder)
+        writer = _Writer(store, settings, embedder, chroma_shards)
         try:
             return _run_build(
                 writer, store, shards_by_spec, params, on_progress, should_stop, started, run_engine

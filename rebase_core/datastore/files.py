@@ -16,7 +16,7 @@ from rebase_core.errors import StoreError
 from rebase_core.settings import Settings
 from rebase_core.store import (
     ChromaIndex,
-    make_client,
+    make_clients,
 )
 
 logger = logging.getLogger(__name__)
@@ -113,9 +113,16 @@ def chroma_prefix(store: Path, settings: Settings) -> str:
     return f"{safe[:48]}_"
 
 
-def open_chroma(store: Path, settings: Settings) -> ChromaIndex:
-    client = make_client(store / "chroma", settings.chroma_url)
-    return ChromaIndex(client, prefix=chroma_prefix(store, settings))
+def open_chroma(store: Path, settings: Settings, shards: int = 1) -> ChromaIndex:
+    """The store's index: embedded in `store/chroma`, or on the server(s) `REBASE_CHROMA_URL`
+    names (comma-separated servers share the `shards` cell collections round-robin)."""
+    clients = make_clients(store / "chroma", settings.chroma_url)
+    return ChromaIndex(clients, prefix=chroma_prefix(store, settings), shards=shards)
+
+
+def meta_shards(meta: dict[str, str]) -> int:
+    """How many cell collections a store's index has (the `chroma_shards` meta key; 1 if none)."""
+    return int(meta.get("chroma_shards", "1") or 1)
 
 
 def committed_counts(conn: sqlite3.Connection) -> tuple[int, int]:

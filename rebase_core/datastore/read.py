@@ -16,6 +16,7 @@ from rebase_core.datastore.files import (
     SIDECARS,
     committed_counts,
     connect,
+    meta_shards,
     open_chroma,
     sidecar_len,
 )
@@ -86,6 +87,7 @@ class Datastore:
                 "new folder (or delete this one)."
             )
         self.embedder_name = meta.get("embedder", "")
+        self.chroma_shards = meta_shards(meta)
         self.dim = int(meta.get("dim", 0))
         self.n_cells, self.n_rows = committed_counts(self.conn)
         self.vectors = self._sidecar("vectors.f32", self.n_cells, self.dim)
@@ -126,7 +128,7 @@ class Datastore:
     @property
     def chroma(self) -> ChromaIndex:
         if self._chroma is None:
-            self._chroma = open_chroma(self.path, self._settings)
+            self._chroma = open_chroma(self.path, self._settings, self.chroma_shards)
         return self._chroma
 
     def cell_index(self, kind: str = "chroma") -> ChromaCellIndex | ExactIndex:
@@ -276,5 +278,13 @@ class Datastore:
 
 
 def open_datastore(path: str | Path, settings: Settings) -> Datastore:
-    """Open a built store for reading (raises StoreError with a fix when there is none)."""
+    """Open a built store for reading (raises StoreError with a fix when there is none).
+
+    `path` may also name a shared store (a published folder or fsspec URL, or a folder whose
+    `shared.json` points to one): that opens a `SharedDatastore` with the same interface.
+    """
+    from rebase_core.datastore.shared import SharedDatastore, is_shared
+
+    if is_shared(path):
+        return SharedDatastore(path, settings)
     return Datastore(path, settings)
