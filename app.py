@@ -69,6 +69,7 @@ page = st.navigation(PAGES, position="hidden")
 with st.sidebar:
     st.markdown("### ReBase Studio")
 ui.maybe_start_default_build()
+ui.warm_up_umap()
 ui.flow_sidebar()
 ui.llm_sidebar()
 st.sidebar.caption(f"Workspace: `{settings.home}`")

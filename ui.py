@@ -379,6 +379,18 @@ def flow_sidebar() -> None:
 # ----------------------------------------------------------------------------- first start
 
 
+@st.cache_resource(show_spinner=False)
+def warm_up_umap() -> bool:
+    """Once per server process: compile umap in a low-priority background thread, so the
+    Compare page's first UMAP does not wait for the compiler (REBASE_WARMUP=0: off)."""
+    if os.environ.get("REBASE_WARMUP", "1") == "0":
+        return False
+    from rebase_core.diversity.projection import warm_up_in_background
+
+    warm_up_in_background(numba_cache_dir=get_settings().home / "cache" / "numba")
+    return True
+
+
 def maybe_start_default_build() -> None:
     """On the very first start (corpus prepared, no store, no build ever tried), start building
     the starter datastore (minutes) and then the full default one in the background, so

@@ -12,6 +12,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["REBASE_AUTOBUILD"] = "0"
+os.environ["REBASE_WARMUP"] = "0"  # no umap compilation in the background of every page test
 for _key in (
     "ANTHROPIC_API_KEY",
     "OPENAI_API_KEY",

@@ -712,3 +712,27 @@ def test_numba_cache_keeps_compiled_code_across_processes(tmp_path):
     # The user's own NUMBA_CACHE_DIR wins.
     own = tmp_path / "own"
     assert run(base, {"NUMBA_CACHE_DIR": str(own)})["folder"] == str(own)
+
+
+def test_umap_warms_up_in_a_low_priority_background_thread(monkeypatch, tmp_path):
+    import os
+    import threading
+
+    from rebase_core.diversity import projection as projection_module
+
+    seen: dict[str, object] = {}
+
+    def fake_warm_up(numba_cache_dir=None, **_):
+        seen["niceness"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        seen["cache"] = numba_cache_dir
+        seen["thread"] = threading.current_thread().name
+        return 0.0
+
+    monkeypatch.setattr(projection_module, "warm_up", fake_warm_up)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    thread = projection_module.warm_up_in_background(numba_cache_dir=tmp_path, niceness=5)
+    thread.join(timeout=10)
+    assert thread.daemon and seen["thread"] == "umap-warm-up"
+    assert seen["cache"] == tmp_path
+    assert seen["niceness"] == min(19, base + 5)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the server's own threads keep theirs

@@ -4,8 +4,10 @@ fitted once on their union: seeded UMAP, PCA for tiny or huge sets, cached by co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 UMAP_MIN_POINTS = 10  # below this UMAP is meaningless (and fails under 5 points): PCA instead
 UMAP_MAX_POINTS = 50_000  # above: PCA. Seeded UMAP took 29 s at 50k on 2 busy cores (bench)
+# umap's own default is 500 epochs up to 10k points, 200 above. At 10k points 200 epochs took
+# 8.5 s instead of 13.9 s (the epochs are most of a fit) with the same trustworthiness (0.9912 at
+# 15 neighbours on the bench's clustered vectors), so the map uses 200 at every size.
+UMAP_EPOCHS = 200
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -81,6 +87,7 @@ def _umap_2d(
         n_neighbors=max(2, min(n_neighbors, len(vectors) - 1)),
         min_dist=min_dist,
         metric="cosine",
+        n_epochs=UMAP_EPOCHS,
         random_state=seed,  # deterministic; umap then runs single-threaded anyway
         n_jobs=1,
     )
@@ -98,6 +105,28 @@ def warm_up(n_points: int = 4200, seed: int = 0, numba_cache_dir: Path | None = 
         points = rng.normal(size=(n, 16)).astype(np.float32)
         _umap_2d(points, seed=seed, n_neighbors=15, min_dist=0.1, numba_cache_dir=numba_cache_dir)
     return time.perf_counter() - start
+
+
+def warm_up_in_background(
+    numba_cache_dir: Path | None = None, niceness: int = 10
+) -> threading.Thread:
+    """Start `warm_up` in a daemon thread at low priority (Linux lets a thread have its own
+    niceness), so the first UMAP a user asks for pays no compilation. numba serialises
+    compilation behind a lock, so a UMAP started meanwhile waits for it rather than compiling
+    twice."""
+
+    def run() -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        try:
+            seconds = warm_up(numba_cache_dir=numba_cache_dir)
+            logger.info("umap warmed up in %.1f s", seconds)
+        except Exception:  # the map still works, it compiles on first use instead
+            logger.exception("umap warm-up failed")
+
+    thread = threading.Thread(target=run, name="umap-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _cache_key(
@@ -188,7 +217,7 @@ def project(
     given_digest = hashlib.sha256(b"".join(np.ascontiguousarray(g).data for g in given))
     embedded_by = _embedder_tag(embedder) if embedder is not None else ""
     vector_digest = f"{embedded_by}|{len(given)}|{given_digest.hexdigest()}"
-    params = f"nn={n_neighbors},md={min_dist}" if used == "umap" else ""
+    params = f"nn={n_neighbors},md={min_dist},ep={UMAP_EPOCHS}" if used == "umap" else ""
     key = _cache_key(origins, texts, vector_digest, used, seed, params)
 
     def build(xy: np.ndarray, from_cache: bool) -> Projection:
