@@ -11,6 +11,7 @@ import streamlit as st
 import ui
 from rebase_core import evaluate as ev
 from rebase_core.finetune import DEFAULT_STUDENT, Student, list_runs, load_student
+from rebase_core.heldout_split import CURATED_STATUSES, curated_test_set, set_split, split_since
 
 settings = ui.get_settings()
 st.title("Evaluate")
@@ -26,7 +27,9 @@ run_labels = {
 
 # ----------------------------------------------------------------------------- test set
 st.subheader("Held-out test set")
-choices = ev.eval_set_choices(settings, task.name)
+pairs = ui.get_workspace().pairs(task_id=record.id)
+n_curated = sum(p.status in CURATED_STATUSES for p in pairs)
+choices = ev.eval_set_choices(settings, task.name, n_curated)
 if not choices.sets:
     st.caption(
         "No held-out sets in this workspace (`python -m rebase_core corpus prepare` writes "
@@ -49,6 +52,36 @@ if source in choices.sets:
             f"This set belongs to the task **{heldout.name}**, your task is **{task.name}**: "
             "scores mean something only when the test set fits the task."
         )
+elif source == ev.CURATED_CHOICE:
+    since = split_since(settings, task.name)
+    if since is None:
+        st.info(
+            f"Your task has {n_curated:,} curated pair(s) and no test set of its own. Hold out "
+            "1 in 5 of the curated pairs as its test set: they are chosen by a hash of the pair "
+            "(the same ones every time, new pairs join either side), and from now on Fine-tune "
+            "leaves them out of training, so scores are measured on pairs no run learned from.",
+            icon=":material/call_split:",
+        )
+        if st.button("Hold out 1 in 5 curated pairs", icon=":material/call_split:"):
+            set_split(settings, task.name, True)
+            st.rerun()
+    else:
+        with ui.shown_errors(stop=False):
+            curated = curated_test_set(settings, task.name, pairs)
+            test_path = curated.path
+            st.caption(
+                f"**{curated.n_test:,}** of your {curated.n_curated:,} curated pairs are held out "
+                f"(since {curated.since}); Fine-tune leaves them out of training."
+                + (" Curate more pairs to test on." if curated.n_test < 20 else "")
+            )
+            if test_path is not None:
+                for name, n in ev.runs_trained_on(done_runs.values(), test_path).items():
+                    st.warning(
+                        f"Run **{name}** was trained on {n:,} of these test pairs (before the split "
+                        "was on): its score here is partly measured on its own training data. "
+                        "Train it again to compare fairly.",
+                        icon=":material/warning:",
+                    )
 elif source == "upload":
     upload = st.file_uploader("Test set (JSONL: input and output)", type=["jsonl"], key="ev_up")
     if upload is not None:
@@ -103,7 +136,10 @@ with st.form("ev_form"):
         "Evaluate", type="primary", icon=":material/leaderboard:", disabled=test_path is None
     )
 if not done_runs:
-    st.caption("No finished run for this task yet: the untrained student can be scored already.")
+    st.caption(
+        "No finished run for this task yet: the untrained student can be scored already"
+        + (" (choose a test set above first)." if test_path is None else ".")
+    )
     st.page_link(
         "app_pages/finetune.py", label="Go to the Fine-tune page", icon=":material/model_training:"
     )

@@ -444,7 +444,7 @@ def test_uploaded_test_sets_are_kept_once_and_the_choices_default_to_an_upload(s
     assert path.read_bytes() == data and ev.store_test_set(settings, "my set.jsonl", data) == path
     assert ev.store_test_set(settings, "my set.jsonl", data + data) != path
     choices = ev.eval_set_choices(settings, "sentiment")  # no held-out sets in this workspace
-    assert choices.keys == ["upload", "path"] and choices.default == "upload"
+    assert choices.keys == ["curated", "upload", "path"] and choices.default == "upload"
     assert choices.labels["path"] == "A JSONL file on this machine…"
 
     heldout = settings.heldout_dir / "sentiment"
@@ -452,7 +452,7 @@ def test_uploaded_test_sets_are_kept_once_and_the_choices_default_to_an_upload(s
     (heldout / "task.json").write_text(json.dumps(TASK.to_dict()))
     (heldout / "test.jsonl").write_text(data.decode() * 3)
     choices = ev.eval_set_choices(settings, "sentiment")
-    assert choices.keys == ["heldout:sentiment", "upload", "path"]
+    assert choices.keys == ["heldout:sentiment", "curated", "upload", "path"]
     assert choices.default == "heldout:sentiment"
     assert choices.sets["heldout:sentiment"].test_path == heldout / "test.jsonl"
     assert choices.labels["heldout:sentiment"].startswith("sentiment · 3 rows")

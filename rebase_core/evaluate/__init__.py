@@ -53,6 +53,7 @@ from rebase_core.evaluate.metrics import (
     score_example,
 )
 from rebase_core.evaluate.run import (
+    CURATED_CHOICE,
     STOP_MARKERS,
     EvalSetChoices,
     SideBySide,
@@ -62,12 +63,14 @@ from rebase_core.evaluate.run import (
     generate,
     generate_answer,
     load_test_set,
+    runs_trained_on,
     store_test_set,
     summarize_scores,
 )
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
+    "CURATED_CHOICE",
     "MAX_LABELS",
     "ORIGIN_LABELS",
     "PREDICTION_COLUMNS",
@@ -107,6 +110,7 @@ __all__ = [
     "results_figure",
     "results_table",
     "run_evaluate_job",
+    "runs_trained_on",
     "score_example",
     "start_evaluations",
     "store_test_set",

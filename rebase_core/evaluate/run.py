@@ -23,6 +23,7 @@ from rebase_core.finetune import (
     read_run_card,
     slugify,
 )
+from rebase_core.heldout_split import HELD_OUT_SHARE
 from rebase_core.jsonl import read_jsonl
 from rebase_core.settings import Settings
 from rebase_core.task import final_answer, is_chain_of_thought
@@ -30,6 +31,7 @@ from rebase_core.types import EvalReport, Progress, ProgressFn, Task, no_progres
 
 if TYPE_CHECKING:
     from rebase_core.bundled import HeldoutSet
+    from rebase_core.finetune import RunInfo
 
 STOP_MARKERS = ("\n###", "###")  # the model starting a new prompt section ends its answer
 
@@ -201,15 +203,49 @@ class EvalSetChoices:
         return list(self.labels)
 
 
-def eval_set_choices(settings: Settings, task_name: str) -> EvalSetChoices:
-    """The held-out sets (written by `corpus prepare`) and the two ways to give one's own."""
+CURATED_CHOICE = "curated"
+
+
+def eval_set_choices(settings: Settings, task_name: str, n_curated: int = 0) -> EvalSetChoices:
+    """The held-out sets (written by `corpus prepare`), a held-out share of the task's curated
+    pairs (`heldout_split`), and the two ways to give one's own. The default: the held-out set
+    of the task's name, else the curated split when the task has curated pairs, else an upload."""
     from rebase_core.bundled import heldout_sets
 
     sets = {f"heldout:{h.name}": h for h in heldout_sets(settings)}
     labels = {k: f"{h.name} · {h.n_test:,} rows · {h.metric}" for k, h in sets.items()}
+    share = round(1 / HELD_OUT_SHARE)
+    labels[CURATED_CHOICE] = f"1 in {share} of your curated pairs, held out from training"
     labels.update(upload="Upload a JSONL file…", path="A JSONL file on this machine…")
-    default = f"heldout:{task_name}" if f"heldout:{task_name}" in sets else "upload"
+    if f"heldout:{task_name}" in sets:
+        default = f"heldout:{task_name}"
+    else:
+        default = CURATED_CHOICE if n_curated else "upload"
     return EvalSetChoices(sets, labels, default)
+
+
+def runs_trained_on(runs: Iterable[RunInfo], test_path: Path) -> dict[str, int]:
+    """For each run that trained on rows of the test file, how many (matched by pair id, else
+    by input and output): its score on that file would be measured on its own training data."""
+    test_ids: set[str] = set()
+    test_texts: set[tuple[object, object]] = set()
+    for rec in read_jsonl(test_path):
+        test_texts.add((rec.get("input"), rec.get("output")))
+        if rec.get("id"):
+            test_ids.add(str(rec["id"]))
+    found: dict[str, int] = {}
+    for run in runs:
+        files = [Path(f) for f in read_run_card(run.path).get("data_files") or []]
+        seen = sum(
+            1
+            for f in files
+            if f.exists()
+            for rec in read_jsonl(f)
+            if rec.get("id") in test_ids or (rec.get("input"), rec.get("output")) in test_texts
+        )
+        if seen:
+            found[run.name] = seen
+    return found
 
 
 def _default_out(

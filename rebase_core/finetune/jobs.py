@@ -37,6 +37,7 @@ from rebase_core.finetune.runs import (
 )
 from rebase_core.finetune.student import resolve_student
 from rebase_core.finetune.train import finetune
+from rebase_core.heldout_split import training_pairs
 from rebase_core.settings import Settings
 from rebase_core.types import Pair, Task
 
@@ -166,6 +167,7 @@ def plan_training(
     settings: Settings, task: Task, choice: PairChoice, config: TrainConfig
 ) -> TrainPlan:
     """The run folder, pair counts, steps and time estimate of training `choice` with `config`."""
+    choice = without_held_out(settings, task, choice)
     usable = choice.usable
     run_dir = default_run_dir(settings, task, choice.pairs, config)
     return TrainPlan(
@@ -176,6 +178,13 @@ def plan_training(
         seconds=estimate_seconds(settings, config, len(usable)) if usable else None,
         existing=str(read_run_card(run_dir).get("status", "")),
     )
+
+
+def without_held_out(settings: Settings, task: Task, choice: PairChoice) -> PairChoice:
+    """The choice less the task's held-out curated pairs, when its split is on (Evaluate tests
+    on them, so no run may train on them)."""
+    kept = training_pairs(settings, task.name, choice.pairs)
+    return choice if len(kept) == len(choice.pairs) else replace(choice, pairs=tuple(kept))
 
 
 def check_launch(settings: Settings, choice: PairChoice, config: TrainConfig) -> None:
@@ -198,6 +207,7 @@ def start_training(
     run folder of the same task, data and config: an unfinished run resumes)."""
     from rebase_core.export import export_pairs
 
+    choice = without_held_out(settings, task, choice)
     check_launch(settings, choice, config)
     run_dir = default_run_dir(settings, task, choice.pairs, config)
     data = export_pairs(
