@@ -25,7 +25,7 @@ from rebase_core.retrieval import (
     task_vectors,
 )
 from rebase_core.settings import PROJECT_ROOT
-from rebase_core.types import Example, Task
+from rebase_core.types import Example, ScoredRow, Task
 
 
 class TableEmbedder:
@@ -382,3 +382,21 @@ def test_cli_retrieve_writes_the_contract_and_rejects_bad_tasks(tmp_path, random
     assert "over the cap" in capped.stderr.splitlines()[-1]
     task.write_text("{not json")
     assert _cli(tmp_path, "retrieve", "--task", str(task)).returncode == 2
+
+
+def test_readability_figures_of_a_top():
+    import doctest
+
+    import rebase_core.readability as readability
+
+    assert doctest.testmod(readability).failed == 0
+    rows = [
+        ScoredRow(d, "c", str(i), s, s, s, s, "x", "x", "", {"x": text})
+        for i, (d, s, text) in enumerate(
+            [("a", 0.9, "one"), ("a", 0.8, "one"), ("b", 0.7, "two"), ("a", 0.5, "three")]
+        )
+    ]
+    top = readability.top_readability(rows, 3)
+    assert (top.n, top.datasets, top.largest_dataset, top.duplicates) == (3, 2, "a", 1)
+    assert top.largest_share == pytest.approx(2 / 3) and top.mean_score == pytest.approx(0.8)
+    assert readability.top_readability([]).n == 0
