@@ -77,9 +77,9 @@ elif source == ev.CURATED_CHOICE:
             if test_path is not None:
                 for name, n in ev.runs_trained_on(done_runs.values(), test_path).items():
                     st.warning(
-                        f"Run **{name}** was trained on {n:,} of these test pairs (before the split "
-                        "was on): its score here is partly measured on its own training data. "
-                        "Train it again to compare fairly.",
+                        f"Run **{name}** was trained on {n:,} of these test pairs (before the "
+                        "split was on): its score here is partly measured on its own training "
+                        "data. Train it again to compare fairly.",
                         icon=":material/warning:",
                     )
 elif source == "upload":
