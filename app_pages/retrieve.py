@@ -8,6 +8,7 @@ import streamlit as st
 import retriever_ui
 import ui
 from rebase_core import retrieval_runs as rr
+from rebase_core.datastore.readiness import usable_store
 from rebase_core.retrieval import (
     APP_PER_DATASET_CAP,
     FUSIONS,
@@ -21,7 +22,8 @@ settings = ui.get_settings()
 st.title("Retrieve")
 record = ui.need_task()
 ws = ui.get_workspace()
-store_path = str(settings.default_store)
+choice = usable_store(settings)  # the starter store while the first full build runs
+store_path = str(choice.path)
 store = ui.need_datastore(store_path)
 task = record.task
 st.caption(
@@ -29,6 +31,12 @@ st.caption(
     f"{store.n_cells:,} cells. Score = (best input-cell match + best output-cell match + "
     "instruction-to-description match) / 3, as in the ReBase paper."
 )
+if choice.partial:
+    st.info(
+        f"Retrieval uses {choice.note}. A run made now is marked, and offered again here "
+        "once the full datastore is ready.",
+        icon=":material/hourglass_top:",
+    )
 
 # ----------------------------------------------------------------------------- run retrieval
 with st.expander("Run retrieval", expanded=not ws.retrieval_runs(record.id)), st.form("rv_form"):
@@ -96,7 +104,13 @@ if run or paper:
     with ui.shown_errors():
         embedder = ui.get_embedder(store.embedder_name, settings.threads)
         made = rr.run_retrieval(
-            ws, record, store, embedder, options, on_progress=ui.progress_for(bar)
+            ws,
+            record,
+            store,
+            embedder,
+            options,
+            store_note=choice.note if choice.partial else "",
+            on_progress=ui.progress_for(bar),
         )
     bar.empty()
     st.session_state["rv_run"] = str(made.id)
@@ -111,6 +125,8 @@ if not runs:
 
 # ----------------------------------------------------------------------------- which run
 run_labels = {str(r.id): rr.run_label(r) for r in runs}
+if "rv_run_next" in st.session_state:
+    st.session_state["rv_run"] = st.session_state.pop("rv_run_next")
 if st.session_state.get("rv_run") not in run_labels:
     st.session_state["rv_run"] = str(runs[0].id)
 run_id = int(
@@ -125,6 +141,23 @@ run_id = int(
 current = next(r for r in runs if r.id == run_id)
 if note := rr.version_note(current, record.version):
     st.warning(note)
+if note := rr.partial_store_note(current, store_path, choice.partial):
+    st.warning(note, icon=":material/database:")
+    if st.button("Retrieve again on the full datastore", icon=":material/refresh:"):
+        bar = st.progress(0.0, text="Retrieving…")
+        with ui.shown_errors():
+            embedder = ui.get_embedder(store.embedder_name, settings.threads)
+            made = rr.run_retrieval(
+                ws,
+                record,
+                store,
+                embedder,
+                rr.run_options(current),
+                on_progress=ui.progress_for(bar),
+            )
+        bar.empty()
+        st.session_state["rv_run_next"] = str(made.id)  # the picker above is drawn already
+        st.rerun()
 st.caption(f"This run: {rr.run_options_note(current)}.")
 rows = ws.retrieved_rows(run_id)
 by_rank = {r.rank: r for r in rows}

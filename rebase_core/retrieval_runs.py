@@ -36,12 +36,14 @@ def run_retrieval(
     embedder: Embedder,
     options: RetrievalOptions,
     *,
+    store_note: str = "",
     on_progress: ProgressFn = no_progress,
 ) -> RetrievalRun:
     """Retrieve rows for the task and save them as a new run (every row kept at first). The
     task's trained retriever, when it has one, embeds its query side (`retriever.use_retriever`);
     the run's options name it, and their `outcome` says how many rows dedup and the cap
-    skipped."""
+    skipped. `store_note` (kept with the run) says the store was partial and how: the starter
+    store, or one still being built (`datastore.readiness.usable_store`)."""
     from rebase_core.retriever.versions import task_embedder, task_retriever
 
     trained = task_retriever(ws, record.id)
@@ -51,7 +53,12 @@ def run_retrieval(
     run_id = ws.save_retrieval(
         record,
         str(store.path),
-        {**asdict(options), "retriever": str(trained) if trained else "", "outcome": outcome},
+        {
+            **asdict(options),
+            "retriever": str(trained) if trained else "",
+            "outcome": outcome,
+            "store_note": store_note,
+        },
         result.method,
         result.seconds,
         result.rows,
@@ -75,6 +82,29 @@ def version_note(run: RetrievalRun, task_version: int) -> str | None:
     return (
         f"This run used task version {run.task_version}; the task is now at "
         f"version {task_version}. Retrieve again to use the changes."
+    )
+
+
+def run_options(run: RetrievalRun) -> RetrievalOptions:
+    """The options a run was made with (to make it again, e.g. on the full store)."""
+    known = set(RetrievalOptions.__dataclass_fields__)
+    values = {k: v for k, v in run.options.items() if k in known}
+    for name in ("weights", "exclude_datasets", "include_keywords", "exclude_keywords"):
+        if name in values and values[name] is not None:
+            values[name] = tuple(values[name])
+    return RetrievalOptions(**values)
+
+
+def partial_store_note(run: RetrievalRun, store_path: str, store_partial: bool) -> str | None:
+    """When the run was made on a partial store (the starter store, or a store still being
+    built) and the store the app uses now is complete: a sentence offering to retrieve again."""
+    used = str(run.options.get("store_note") or "")
+    if not used or store_partial:
+        return None
+    where = "the same store, now complete" if run.store == store_path else "the full datastore"
+    return (
+        f"This run was retrieved from {used}. The full datastore is ready now: retrieve again "
+        f"with the same options to search {where}."
     )
 
 

@@ -65,6 +65,22 @@ def test_a_run_is_recorded_with_its_options_and_every_row_kept(made):
     )
     assert rr.version_note(run, record.version) is None
     assert "task version 1" in rr.version_note(run, record.version + 1)
+    # The options come back as they were given (tuples too), to make the run again.
+    assert rr.run_options(run) == RetrievalOptions(top_k=10, exclude_datasets=("finance",))
+    # Not made on a partial store: nothing to offer again.
+    assert rr.partial_store_note(run, str(store.path), store_partial=False) is None
+
+
+def test_a_run_on_a_partial_store_is_offered_again_once_the_store_is_complete(made):
+    ws, record, store, _ = made
+    note = "the starter datastore (8 rows of each bundled config), while the full one is building"
+    run = rr.run_retrieval(
+        ws, record, store, HashingEmbedder(), RetrievalOptions(), store_note=note
+    )
+    assert run.options["store_note"] == note
+    assert rr.partial_store_note(run, str(store.path), store_partial=True) is None  # not yet
+    offer = rr.partial_store_note(run, "/elsewhere/default", store_partial=False)
+    assert offer is not None and note in offer and "the full datastore" in offer
 
 
 def test_rows_like_a_row_come_from_the_store_and_are_marked_when_in_the_run(made):

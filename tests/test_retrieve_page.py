@@ -7,7 +7,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rebase_core.datastore import build_datastore
+from rebase_core.datastore import BuildParams, build_datastore
 from rebase_core.embed import HashingEmbedder
 from rebase_core.retrieval import APP_PER_DATASET_CAP
 from rebase_core.settings import PROJECT_ROOT, Settings
@@ -99,3 +99,57 @@ def test_the_dataset_filter_link_holds_the_name_and_older_labels_still_work(home
     old.switch_page("app_pages/retrieve.py").run()
     assert not old.exception, old.exception
     assert old.multiselect(key="rv_ds").value == ["finance"]
+
+
+def _fake_build_job(settings: Settings, store, kind: str, state: str) -> None:
+    """A build job's folder as `jobs.start_job` writes it, owned by this (live) process."""
+    import os
+    import time
+
+    from rebase_core.datastore import build_job_key
+
+    folder = settings.jobs_dir / f"{time.time_ns()}-{kind}"
+    folder.mkdir(parents=True)
+    now = time.time()
+    spec = {"kind": kind, "key": build_job_key(store), "params": {}, "created_at": now}
+    (folder / "spec.json").write_text(json.dumps(spec))
+    status = {"state": state, "pid": os.getpid(), "started_at": now, "updated_at": now}
+    status["progress"] = {"done": 2, "total": 9, "message": "full store: x"}
+    (folder / "status.json").write_text(json.dumps(status))
+
+
+def test_a_run_on_the_starter_store_is_marked_and_offered_again_on_the_full_one(home, tmp_path):
+    """While the first full build runs, retrieval uses the starter store and says so; once the
+    full store is complete, the run made on the starter offers a rerun there."""
+    settings = Settings(home=home, embedder="hash")
+    full = settings.default_store
+    starter = settings.starter_store
+    # The starter store is built (2 rows a config); the full one is being built.
+    sources = [str(tmp_path / "src" / t) for t in TOPICS]
+    build_datastore(starter, sources, settings, params=BuildParams(2), embedder=HashingEmbedder())
+    _fake_build_job(settings, starter, "datastore_default", "done")
+    _fake_build_job(settings, full, "datastore_default", "running")
+    ws = Workspace(home / "workspace.sqlite")
+    at = _retrieve_page()
+    assert any("the starter datastore" in i.value for i in at.info)
+    _submit(at, "Retrieve")
+    (run,) = ws.retrieval_runs(1)
+    assert run.store == str(starter)
+    assert "building (2 of 9)" in run.options["store_note"]
+    assert not any("The full datastore is ready" in w.value for w in at.warning)
+
+    # The full build finishes.
+    for status in settings.jobs_dir.glob("*/status.json"):
+        data = json.loads(status.read_text())
+        status.write_text(json.dumps({**data, "state": "done"}))
+    at = _retrieve_page()
+    assert not any("the starter datastore" in i.value for i in at.info)
+    assert any("The full datastore is ready" in w.value for w in at.warning)
+    next(b for b in at.button if b.label == "Retrieve again on the full datastore").click().run()
+    assert not at.exception, at.exception
+    newest = ws.retrieval_runs(1)[0]
+    assert newest.id != run.id and newest.store == str(full)
+    assert newest.options["store_note"] == ""
+    assert newest.options["dedup"] == run.options["dedup"]
+    assert newest.options["per_dataset_cap"] == run.options["per_dataset_cap"]
+    assert not any("The full datastore is ready" in w.value for w in at.warning)
