@@ -8,6 +8,7 @@ import streamlit as st
 
 import ui
 from rebase_core import export_options as eo
+from rebase_core.datastore.readiness import usable_store
 from rebase_core.evaluate import ORIGIN_LABELS
 from rebase_core.export import (
     FORMATS,
@@ -90,7 +91,7 @@ else:
         or "jsonl"
     )
     title = f2.text_input("Dataset title", value=task.name, key="ex_title") or task.name
-    store = str(settings.default_store)
+    store = str(usable_store(settings).path)  # the starter store's licenses are the same
     if ui.store_exists(store):
         licenses = _licenses(store, ui.store_version(store))
     if not chosen:
