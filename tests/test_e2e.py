@@ -2,10 +2,10 @@
 Chromium, on a fixture datastore, a scripted teacher (a loopback server speaking the OpenAI wire
 format, so the real SDK path runs) and a tiny student.
 
-Task (preset + a pasted example) -> Datastore -> Retrieve (+ filter) -> Transform (edit, accept,
-bulk reject, undo, refresh) -> Compare (a direct baseline, the map) -> Fine-tune (a tiny run) ->
-Evaluate -> Export (the downloaded file's contents). Every page is screenshotted into
-assets/screenshots/, which the README shows.
+Task (preset + a pasted example) -> Datastore -> Retrieve (+ filter) -> Transform (edit saved
+with Ctrl+Enter, accept, bulk reject, undo, refresh) -> Compare (a direct baseline, the map) ->
+Fine-tune (a tiny run) -> Evaluate -> Export (the downloaded file's contents). Every page is
+screenshotted into assets/screenshots/, which the README shows.
 """
 
 from __future__ import annotations
@@ -207,15 +207,20 @@ def wait_text(page, pattern: str, timeout_s: float = 120.0) -> str:
     raise AssertionError(f"never saw {pattern!r} on the page")
 
 
-def button(scope, label):
-    """The button whose text has `label` as a line (icons and shortcut hints are other lines)."""
-    for candidate in scope.get_by_role("button").all():
-        lines = [x.strip() for x in candidate.inner_text().split("\n") if x.strip()]
-        if any(
-            (label.fullmatch(x) if isinstance(label, re.Pattern) else x == label) for x in lines
-        ):
-            return candidate
-    raise AssertionError(f"no button {label!r}")
+def button(scope, label, timeout_s: float = 60.0):
+    """The button whose text has `label` as a line (icons and shortcut hints are other lines),
+    waited for: on a loaded machine a page's lower part renders after it looked settled."""
+    deadline = time.time() + timeout_s
+    while True:
+        for candidate in scope.get_by_role("button").all():
+            lines = [x.strip() for x in candidate.inner_text().split("\n") if x.strip()]
+            if any(
+                (label.fullmatch(x) if isinstance(label, re.Pattern) else x == label) for x in lines
+            ):
+                return candidate
+        if time.time() > deadline:
+            raise AssertionError(f"no button {label!r}")
+        time.sleep(0.5)
 
 
 def shot(page, name: str, heading: str | None = None) -> None:
@@ -246,6 +251,8 @@ def test_whole_flow_in_a_browser(app, page, tmp_path):
     settle(page)
     button(page, "Load preset").click()
     settle(page)
+    # A loaded preset is the current task at once: the sidebar names it.
+    assert "Task: nli" in page.locator("[data-testid='stSidebar']").inner_text()
     page.get_by_text("Paste many examples at once").click()
     paste = page.get_by_label("Examples to add")
     paste.fill(
@@ -260,6 +267,8 @@ def test_whole_flow_in_a_browser(app, page, tmp_path):
     settle(page)
     button(page, "Add pasted examples").click()
     settle(page)
+    assert "Added 1 example" in wait_text(page, r"Added \d+ example")
+    assert page.get_by_label("Examples to add").input_value() == ""  # no second add
     button(page, "Save task").click()
     settle(page)
     assert "Current task: nli" in wait_text(page, r"Current task: nli")
@@ -293,12 +302,14 @@ def test_whole_flow_in_a_browser(app, page, tmp_path):
     assert "15 new pairs" in wait_text(page, r"Transforming rows: done")
     visit(page, app, "transform")
     assert counts_of_reviewed(page) == (0, 15)
-    output = page.get_by_label("Output")
-    output.fill(EDITED)
-    output.blur()
+    # Ctrl+Enter while the text box still has focus saves the edit (issue 16): status "edited",
+    # and the queue moves on to the next pending pair.
+    page.get_by_label("Output", exact=True).click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(EDITED)
+    page.keyboard.press("Control+Enter")
     settle(page)
-    button(page, "Accept").click()  # saves the edit: status "edited"
-    settle(page)
+    assert counts_of_reviewed(page) == (1, 15)
     button(page, "Accept").click()
     settle(page)
     assert counts_of_reviewed(page) == (2, 15)
