@@ -627,6 +627,7 @@ def run_build_job(params: dict[str, Any], settings: Settings, ctx: Any) -> dict[
         params=build,
         on_progress=ctx.progress,
         should_stop=ctx.should_stop,
+        engine=str(params.get("engine") or "local"),
     )
     return {
         "summary": report.summary(),
@@ -652,12 +653,17 @@ def start_build_job(
     params: BuildParams | None = None,
     *,
     threads: int = BUILD_THREADS,
+    engine: str = "local",
 ) -> Any:
-    """Start (or find the running) background build of `store`; returns its JobStatus."""
+    """Start (or find the running) background build of `store`; returns its JobStatus.
+
+    `engine="ray"` runs the job's build on Ray (the cluster the job's `RAY_ADDRESS` names)."""
     from rebase_core.jobs import start_job
 
     if not sources:
         raise InputError("No source given; choose the bundled corpus, a path, a file or a Hub id.")
+    if engine not in ENGINES:
+        raise InputError(f"Unknown build engine {engine!r}: expected one of {', '.join(ENGINES)}.")
     params = params or BuildParams()
     return start_job(
         settings,
@@ -669,6 +675,7 @@ def start_build_job(
             "max_config_rows": params.max_config_rows,
             "max_cell_chars": params.max_cell_chars,
             "threads": threads,
+            "engine": engine,
         },
         key=build_job_key(store),
         env={"OMP_WAIT_POLICY": "PASSIVE"},
