@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
 
 import ui
 from rebase_core import jobs
-from rebase_core.corpus import DEFAULT_MAX_CONFIG_ROWS
-from rebase_core.datastore import BUNDLED_ROWS_PER_CONFIG, BuildParams, build_job_key
+from rebase_core.corpus import DEFAULT_MAX_CONFIG_ROWS, list_shards
+from rebase_core.datastore import (
+    BUNDLED_ROWS_PER_CONFIG,
+    BuildParams,
+    build_job_key,
+    start_build_job,
+)
 from rebase_core.datastore.catalog import dataset_table, shard_table, source_table, store_figures
 from rebase_core.datastore.sources import (
     add_source,
@@ -178,6 +185,15 @@ with st.container(border=True):
         value=DEFAULT_MAX_CONFIG_ROWS,
         help="Configs with more rows are skipped (the paper's cap is 50,000).",
     )
+    engine = "local"
+    if os.environ.get("RAY_ADDRESS"):  # a Ray cluster is configured for this app
+        engine = st.radio(
+            "Build on",
+            ["local", "ray"],
+            horizontal=True,
+            help=f"ray: Ray Data on the cluster at {os.environ['RAY_ADDRESS']} (embedding actors, "
+            "GPUs when it has them); the store is the same either way.",
+        )
     submitted = st.button(
         "Add to the datastore",
         type="primary",
@@ -194,9 +210,12 @@ if submitted:
             else None
         )
         source = source_spec(SOURCE_KINDS[kind], path or hub_id, upload=saved)
-        add_source(
-            settings, store_path, source, BuildParams(int(rows_per_config), int(max_config_rows))
-        )
+        build_params = BuildParams(int(rows_per_config), int(max_config_rows))
+        if engine == "ray":
+            list_shards(source, settings)  # the reason here, not in the job, as add_source does
+            start_build_job(settings, store_path, [source], build_params, engine="ray")
+        else:
+            add_source(settings, store_path, source, build_params)
     st.toast(f"Started adding {source}.")
     st.rerun()
 
