@@ -99,7 +99,12 @@ if all_pairs:
     origin_of = pd.Series([ORIGIN_LABELS.get(p.origin, p.origin) for p in all_pairs], name="origin")
     status_of = pd.Series([p.status for p in all_pairs], name="status")
     st.expander("Pairs by origin and status").dataframe(pd.crosstab(origin_of, status_of))
-st.caption(f"**{len(choice.pairs):,}** pairs chosen for training.")
+trainable = ft.without_held_out(settings, task, choice)
+held_out = len(choice.pairs) - len(trainable.pairs)
+st.caption(
+    f"**{len(trainable.pairs):,}** pairs chosen for training"
+    + (f" ({held_out:,} held out as the Evaluate page's test set)." if held_out else ".")
+)
 
 # ----------------------------------------------------------------------------- student and config
 st.subheader("Student and hyperparameters")

@@ -155,6 +155,19 @@ def test_finetune_page_counts_the_chosen_origin_only_and_reviews_the_launch(home
     assert "accepted (7)" in at.multiselect(key="ft_statuses").options
 
 
+def test_finetune_page_counts_without_the_pairs_held_out_for_evaluate(home):
+    from rebase_core.heldout_split import is_held_out, set_split
+
+    curated = [p for p in PAIRS if p.origin == "rebase" and p.status in ("accepted", "edited")]
+    held = sum(is_held_out(p.id) for p in curated)
+    set_split(Settings(home=home), TASK.name, True)
+    at = _open("finetune")
+    if held:
+        assert f"**{7 - held}** pairs chosen for training ({held} held out" in _texts(at)
+    else:  # no curated pair falls in the split: the count is unchanged and says nothing more
+        assert "**7** pairs chosen for training." in _texts(at)
+
+
 @pytest.mark.slow
 def test_finetune_page_launches_a_real_training_job_and_lists_the_run(home, tiny_lm):
     at = _open("finetune")

@@ -44,6 +44,7 @@ from rebase_core.finetune.jobs import (
     start_training,
     train_attempts,
     train_job_key,
+    without_held_out,
 )
 from rebase_core.finetune.prompt import (
     COT_PREFIX,
@@ -119,5 +120,6 @@ __all__ = [
     "total_steps",
     "train_attempts",
     "train_job_key",
+    "without_held_out",
     "write_run_card",
 ]
