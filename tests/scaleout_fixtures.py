@@ -91,3 +91,22 @@ def chroma_server(path: Path, timeout_s: float = 60.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+class CrashOnceEmbedder:
+    """The hashing embedder, except that the first process to embed dies (`os._exit`), as a
+    worker killed by the OOM killer or a lost node would; a marker file makes it once per test.
+    """
+
+    def __init__(self, marker: Path, dim: int = 256) -> None:
+        from rebase_core.embed import HashingEmbedder
+
+        self._inner = HashingEmbedder(dim)
+        self.name, self.dim = self._inner.name, dim
+        self.marker = marker
+
+    def embed(self, texts):
+        if not self.marker.exists():
+            self.marker.write_text("crashed once")
+            os._exit(1)
+        return self._inner.embed(texts)

@@ -90,6 +90,37 @@ def test_a_second_ray_build_adds_only_new_shards(tmp_path, settings, corpus, ray
     assert (store.n_rows, store.n_cells) == (24, 48)
 
 
+def test_an_embedding_actor_that_dies_is_restarted_and_its_shard_redone(
+    tmp_path, settings, corpus, ray_local
+):
+    import ray.cloudpickle
+    import scaleout_fixtures
+
+    ray.cloudpickle.register_pickle_by_value(scaleout_fixtures)  # the workers lack tests/
+    marker = tmp_path / "crashed"
+    report = build_datastore(
+        tmp_path / "store",
+        corpus,
+        settings,
+        embedder=scaleout_fixtures.CrashOnceEmbedder(marker),
+        engine="ray",
+    )
+    assert marker.exists() and report.shards_built == 4
+    build_datastore(tmp_path / "ref", corpus, settings, embedder=HashingEmbedder())
+    a, b = open_datastore(tmp_path / "ref", settings), open_datastore(tmp_path / "store", settings)
+    assert np.array_equal(np.asarray(a.vectors), np.asarray(b.vectors))
+
+
+def test_an_unreachable_ray_cluster_is_a_clear_error():
+    from rebase_core.datastore.ray_engine import check_ray_address
+
+    with pytest.raises(InputError, match="Could not reach the Ray cluster"):
+        check_ray_address(f"127.0.0.1:{free_port()}", timeout_s=2)
+    with pytest.raises(InputError, match="not host:port"):
+        check_ray_address("head-node")
+    check_ray_address("auto")  # left to ray.init
+
+
 class _DiesOnRows:
     """A SQLite connection that dies when a shard's rows are about to be committed."""
 

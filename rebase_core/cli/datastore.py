@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -126,7 +127,11 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
         embedder=embedder,
         params=BuildParams(rows, args.max_config_rows, args.max_cell_chars),
         on_progress=stderr_progress(),
-        engine=RayEngine(actors=args.actors) if args.engine == "ray" else args.engine,
+        engine=(
+            RayEngine(actors=args.actors, address=os.environ.get("RAY_ADDRESS"))
+            if args.engine == "ray"
+            else args.engine
+        ),
         chroma_shards=args.chroma_shards,
     )
     for outcome in report.outcomes:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Callable, Iterator, Sequence
+import socket
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,30 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # rebase_core, shipped to the
 SAMPLE_TASK_CPUS = 0.1
 
 
-def connect_ray(**init_kwargs: Any) -> None:
-    """Join the cluster `RAY_ADDRESS` names, or start a local Ray; no-op when already connected.
+def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail fast, with the fix, when a `host:port` or `ray://host:port` cluster is unreachable
+    (`ray.init` itself waits minutes); `auto`, `local` and no address are left to Ray."""
+    if not address or address in {"auto", "local"}:
+        return
+    hostport = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(
+            f"RAY_ADDRESS={address!r} is not host:port, ray://host:port, auto or local."
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"Could not reach the Ray cluster at {address} ({exc}); start it with `ray start "
+            "--head` there, fix RAY_ADDRESS, or unset it to use a local Ray."
+        ) from exc
+
+
+def connect_ray(address: str | None = None, **init_kwargs: Any) -> None:
+    """Join the cluster at `address` (default: the one `RAY_ADDRESS` names, which `ray.init`
+    reads), or start a local Ray; no-op when already connected.
 
     The package travels to the workers (`py_modules`), so a cluster needs only Python, Ray and the
     requirements installed, not this checkout.
@@ -51,6 +74,9 @@ def connect_ray(**init_kwargs: Any) -> None:
         ) from exc
     if ray.is_initialized():
         return
+    check_ray_address(address)
+    if address:
+        init_kwargs["address"] = address
     init_kwargs.setdefault("include_dashboard", False)
     init_kwargs.setdefault("log_to_driver", False)
     try:
@@ -114,6 +140,7 @@ class RayEngine:
 
     actors: int | None = None
     threads: int | None = None
+    address: str | None = None  # None: RAY_ADDRESS (read by ray.init), else a local Ray
     init_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def plan(self, embedder: Embedder) -> tuple[int, float, float, Embedder]:
@@ -146,7 +173,7 @@ class RayEngine:
     ) -> Iterator[ShardWork]:
         if not shards:
             return iter(())
-        connect_ray(**dict(self.init_kwargs))
+        connect_ray(self.address, **dict(self.init_kwargs))
         return self._run(shards, params, embedder)
 
     def _run(
@@ -182,11 +209,3 @@ class RayEngine:
                 raise RuntimeError(f"ray build: shard {row['k']} arrived, {expected} expected")
             work: ShardWork = pickle.loads(row["work"])
             yield work
-
-
-def ray_engine(
-    actors: int | None = None, threads: int | None = None, **init_kwargs: Any
-) -> Callable[[Sequence[Shard], BuildParams, Embedder], Iterator[ShardWork]]:
-    """A `RayEngine` (for `build_datastore(..., engine=...)`) with `ray.init` arguments for when
-    no Ray is connected yet."""
-    return RayEngine(actors, threads, tuple(sorted(init_kwargs.items())))
