@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from rebase_core.datastore.files import FORMAT_VERSION, SIDECARS, chroma_prefix
+from rebase_core.datastore.files import FORMAT_VERSION, SIDECARS, build_lock, chroma_prefix
 from rebase_core.datastore.read import Datastore, StoreStats, open_datastore
 from rebase_core.errors import InputError, StoreError
 from rebase_core.settings import Settings
@@ -118,17 +118,36 @@ def publish_datastore(
     """Write the store's tables and sidecars to `target` and make sure its index is on the server
     `settings.chroma_url` names (copying it there, over `index_shards` collections, when the
     store's own index is elsewhere)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if not settings.chroma_url:
         raise InputError(
             "Publishing needs a Chroma server for the index: set REBASE_CHROMA_URL (e.g. "
             "http://host:8000 after `chroma run --path DIR --port 8000`)."
         )
-    source = open_datastore(store, settings)
-    if isinstance(source, SharedDatastore):
+    if is_shared(store):
         raise InputError(f"{store} is already a shared store; publish the store it came from.")
+    path = Path(store).expanduser()
+    if not (path / "store.sqlite").exists():
+        raise StoreError(f"No datastore at {path} to publish; build one there first.")
+    with build_lock(path):  # not while a build writes to it
+        source = open_datastore(store, settings)
+        try:
+            return _publish(source, target, settings, index_shards, prefix, on_progress)
+        finally:
+            source.close()
+
+
+def _publish(
+    source: Datastore,
+    target: str,
+    settings: Settings,
+    index_shards: int | None,
+    prefix: str | None,
+    on_progress: ProgressFn,
+) -> PublishReport:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     target = normalise_target(target)
     fs, root = _fs(target)
     fs.makedirs(root, exist_ok=True)
@@ -137,11 +156,19 @@ def publish_datastore(
     written = 0
     steps = 5
     on_progress(Progress(0, steps, "copying the vector sidecars"))
+    committed = {  # bytes: a crashed build's uncommitted tail is left behind
+        "vectors.f32": source.n_cells * source.dim * 4,
+        "cell_ids.u64": source.n_cells * 8,
+        "row_start.i64": source.n_rows * 8,
+        "row_dataset.i32": source.n_rows * 4,
+    }
     for name in SIDECARS:
+        left = committed[name]
         with (source.path / name).open("rb") as src, fs.open(f"{root}/{name}", "wb") as dst:
-            while chunk := src.read(_COPY_CHUNK):
+            while left and (chunk := src.read(min(_COPY_CHUNK, left))):
                 dst.write(chunk)
                 written += len(chunk)
+                left -= len(chunk)
     on_progress(Progress(1, steps, "writing the row table"))
     tables = {
         "datasets.parquet": source.conn.execute(
@@ -200,7 +227,6 @@ def publish_datastore(
         fh.write(json.dumps(manifest, indent=1))
     on_progress(Progress(steps, steps, "published"))
     report = PublishReport(target, source.n_rows, source.n_cells, copied, shards, written)
-    source.close()
     logger.info("%s", report.summary())
     return report
 
