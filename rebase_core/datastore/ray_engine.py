@@ -88,12 +88,15 @@ def connect_ray(address: str | None = None, **init_kwargs: Any) -> None:
         ) from exc
 
 
-def portable_embedder(embedder: Embedder) -> Embedder:
+def portable_embedder(embedder: Embedder, threads: int | None = None) -> Embedder:
     """An embedder to send to the actors: MiniLM rebuilt from its settings (each actor loads the
-    model itself, on its GPU when it has one); lighter embedders travel as they are."""
+    model itself, on its GPU when it has one; `threads` torch threads on a CPU); lighter
+    embedders travel as they are."""
     if isinstance(embedder, MiniLMEmbedder):
         return MiniLMEmbedder(
-            threads=embedder.threads, batch_size=embedder.batch_size, precision=embedder.precision
+            threads=threads or embedder.threads,
+            batch_size=embedder.batch_size,
+            precision=embedder.precision,
         )
     return embedder
 
@@ -150,12 +153,8 @@ class RayEngine:
         resources = ray.cluster_resources()
         cpus = float(resources.get("CPU", 1.0))
         gpus = int(resources.get("GPU", 0))
-        portable = portable_embedder(embedder)
+        portable = portable_embedder(embedder, self.threads)
         threads = self.threads or int(getattr(portable, "threads", 1) or 1)
-        if isinstance(portable, MiniLMEmbedder) and self.threads:
-            portable = MiniLMEmbedder(
-                threads=threads, batch_size=portable.batch_size, precision=portable.precision
-            )
         if gpus:
             return self.actors or gpus, 1.0, 1.0, portable
         actors = self.actors or max(1, int(cpus // threads))
