@@ -100,9 +100,10 @@ def _datastore(path: str, version: str) -> Datastore:
 
 
 def store_version(path: str) -> str:
-    """Changes whenever a build commits (the SQLite file and its WAL are touched)."""
+    """Changes whenever a build commits (the SQLite file and its WAL are touched), or a share
+    is published again or linked elsewhere (its manifest or pointer is rewritten)."""
     parts = []
-    for name in ("store.sqlite", "store.sqlite-wal", "vectors.f32"):
+    for name in ("store.sqlite", "store.sqlite-wal", "vectors.f32", "manifest.json", "shared.json"):
         p = Path(path) / name
         parts.append(f"{p.stat().st_mtime_ns}:{p.stat().st_size}" if p.exists() else "-")
     return "|".join(parts)

@@ -79,8 +79,14 @@ STEPS: tuple[tuple[str, str, str], ...] = (
 
 
 def store_exists(path: str | Path) -> bool:
-    """Whether a built datastore is at `path` (its SQLite index is the marker)."""
-    return (Path(path) / "store.sqlite").exists()
+    """Whether a datastore is at `path`: a built one (its SQLite index is the marker), a
+    published share, or a folder linked to a share (`datastore link`)."""
+    folder = Path(path)
+    if (folder / "store.sqlite").exists():
+        return True
+    from rebase_core.datastore.shared import MANIFEST, POINTER
+
+    return (folder / MANIFEST).exists() or (folder / POINTER).exists()
 
 
 def flow_status(settings: Settings, ws: Workspace, task_id: int | None) -> list[FlowStep]:

@@ -234,7 +234,7 @@ def test_a_ray_build_writes_the_index_to_the_server(tmp_path, settings, corpus, 
 
 
 def test_a_member_with_only_the_server_url_and_the_share_retrieves_rows(
-    tmp_path, settings, corpus, servers
+    tmp_path, settings, corpus, servers, monkeypatch
 ):
     local = tmp_path / f"team-{tmp_path.name}"
     build_datastore(local, corpus, settings, embedder=HashingEmbedder())
@@ -263,6 +263,7 @@ def test_a_member_with_only_the_server_url_and_the_share_retrieves_rows(
     assert len(rows) == 5 and rows[0]["row"]["text"] and rows[0]["dataset"] in TOPICS
     stats = _cli("datastore", "stats", "--json", home=home, env=env)
     assert json.loads(stats.stdout)["rows"] == 24, stats.stderr
+    _the_app_retrieves_from_the_linked_share(home, servers[0], monkeypatch)
     down = _cli(
         "retrieve",
         "--task",
@@ -275,6 +276,30 @@ def test_a_member_with_only_the_server_url_and_the_share_retrieves_rows(
         env={**env, "REBASE_CHROMA_URL": f"http://127.0.0.1:{free_port()}"},
     )
     assert down.returncode == 2 and "chroma run" in down.stderr
+
+
+def _the_app_retrieves_from_the_linked_share(home, server: str, monkeypatch) -> None:
+    """The app on the member's workspace: the linked share is its datastore (the flow step is
+    done, the Retrieve page retrieves and lists rows)."""
+    from streamlit.testing.v1 import AppTest
+
+    from rebase_core.workspace import Workspace
+
+    monkeypatch.setenv("REBASE_HOME", str(home))
+    monkeypatch.setenv("REBASE_CHROMA_URL", server)
+    monkeypatch.setenv("REBASE_EMBEDDER", "hash")
+    ws = Workspace(home / "workspace.sqlite")
+    ws.set_value("current_task", ws.save_task(TASK).id)
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at.secrets["ANTHROPIC_API_KEY"] = ""
+    at.run()
+    at.switch_page("app_pages/retrieve.py").run()
+    assert not at.exception, at.exception
+    assert not any("no datastore yet" in i.value for i in at.info)
+    next(b for b in at.get("form_submit_button") if b.label == "Retrieve").click().run()
+    assert not at.exception, at.exception
+    (run,) = ws.retrieval_runs(1)
+    assert run.n_rows > 0 and ws.retrieved_rows(run.id)[0].row.dataset in TOPICS
 
 
 def _cli(*args, home, env):
