@@ -9,13 +9,8 @@ import streamlit as st
 
 import ui
 from rebase_core import jobs
-from rebase_core.corpus import DEFAULT_MAX_CONFIG_ROWS, list_shards
-from rebase_core.datastore import (
-    BUNDLED_ROWS_PER_CONFIG,
-    BuildParams,
-    build_job_key,
-    start_build_job,
-)
+from rebase_core.corpus import DEFAULT_MAX_CONFIG_ROWS
+from rebase_core.datastore import BUNDLED_ROWS_PER_CONFIG, BuildParams, build_job_key
 from rebase_core.datastore.catalog import dataset_table, shard_table, source_table, store_figures
 from rebase_core.datastore.sources import (
     add_source,
@@ -211,11 +206,7 @@ if submitted:
         )
         source = source_spec(SOURCE_KINDS[kind], path or hub_id, upload=saved)
         build_params = BuildParams(int(rows_per_config), int(max_config_rows))
-        if engine == "ray":
-            list_shards(source, settings)  # the reason here, not in the job, as add_source does
-            start_build_job(settings, store_path, [source], build_params, engine="ray")
-        else:
-            add_source(settings, store_path, source, build_params)
+        add_source(settings, store_path, source, build_params, engine=engine)
     st.toast(f"Started adding {source}.")
     st.rerun()
 

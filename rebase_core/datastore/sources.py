@@ -66,11 +66,16 @@ def source_spec(kind: str, text: str = "", *, upload: Path | None = None) -> str
 
 
 def add_source(
-    settings: Settings, store: str | Path, source: str, params: BuildParams
+    settings: Settings,
+    store: str | Path,
+    source: str,
+    params: BuildParams,
+    *,
+    engine: str = "local",
 ) -> JobStatus:
     """Check that the source can be read (here, with the reason, rather than in the job), then
-    start adding it to the store in the background."""
+    start adding it to the store in the background (`engine="ray"`: on the Ray cluster)."""
     from rebase_core.corpus import list_shards
 
     list_shards(source, settings)
-    return start_build_job(settings, store, [source], params)
+    return start_build_job(settings, store, [source], params, engine=engine)
