@@ -194,19 +194,28 @@ def dataset_param(value: str, datasets: Sequence[str]) -> str | None:
     return stripped if stripped in names else None
 
 
+def _rows(n: int, noun: str = "row") -> str:
+    """A count of rows, singular for one.
+
+    >>> _rows(1), _rows(1200, "identical row")
+    ('1 row', '1,200 identical rows')
+    """
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def run_options_note(run: RetrievalRun) -> str:
     """What the run's dedup and cap were, as the page says it."""
     cap = run.options.get("per_dataset_cap")
     dedup = bool(run.options.get("dedup"))
     parts = [
-        f"at most {int(cap):,} rows per dataset" if cap else "no cap per dataset",
+        f"at most {_rows(int(cap))} per dataset" if cap else "no cap per dataset",
         "identical rows dropped" if dedup else "identical rows kept",
     ]
     outcome = run.options.get("outcome") or {}
     if dedup and outcome.get("duplicates_dropped"):
-        parts.append(f"{int(outcome['duplicates_dropped']):,} identical rows skipped")
+        parts.append(f"{_rows(int(outcome['duplicates_dropped']), 'identical row')} skipped")
     if cap and outcome.get("capped"):
-        parts.append(f"{int(outcome['capped']):,} rows over the cap skipped")
+        parts.append(f"{_rows(int(outcome['capped']))} over the cap skipped")
     paper = not cap and not dedup
     return "; ".join(parts) + (" (the paper's setting)" if paper else "")
 
@@ -285,7 +294,7 @@ def row_table(rows: Sequence[RetrievedRow]) -> dict[str, list[Any]]:
     """The run's table: column name -> values, in the order shown (columns even when empty)."""
     return {
         "keep": [r.selected for r in rows],
-        "rank": [r.rank for r in rows],
+        "rank": [r.rank + 1 for r in rows],  # 1 = the best row, as a reader counts
         "dataset": [r.row.dataset for r in rows],
         "score": [r.row.score for r in rows],
         "input": [r.row.input_score for r in rows],
@@ -299,7 +308,7 @@ def row_table(rows: Sequence[RetrievedRow]) -> dict[str, list[Any]]:
 
 def row_label(row: RetrievedRow) -> str:
     """How a row is named in a picker: rank, dataset and score."""
-    return f"#{row.rank} · {row.row.dataset} · {row.row.score:.4f}"
+    return f"#{row.rank + 1} · {row.row.dataset} · {row.row.score:.4f}"
 
 
 def score_terms(row: ScoredRow) -> list[tuple[str, float]]:

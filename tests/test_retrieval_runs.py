@@ -113,10 +113,10 @@ def test_facets_bounds_and_table_columns():
     assert rr.score_bounds(ROWS) == (0.3, 0.9)
     assert rr.score_bounds([]) == (0.0, 1.0)
     table = rr.row_table(ROWS)
-    assert table["rank"] == [0, 1, 2] and table["keep"] == [True, False, True]
+    assert table["rank"] == [1, 2, 3] and table["keep"] == [True, False, True]
     assert table["best input cell"][0] == "The Cat sat" and table["row"][2] == "default/c"
     assert list(rr.row_table([])) == list(table)  # the columns stay when nothing is shown
-    assert rr.row_label(ROWS[0]) == "#0 · animals · 0.9000"
+    assert rr.row_label(ROWS[0]) == "#1 · animals · 0.9000"  # ranks count from 1 on screen
     assert [name for name, _ in rr.score_terms(ROWS[0].row)] == [
         "Score",
         "Input",
@@ -201,7 +201,8 @@ def test_a_run_says_its_cap_and_dedup_and_what_they_skipped(made):
     assert skipped >= 1 and capped.options["outcome"]["duplicates_dropped"] == 0
     assert len({r.row.dataset for r in ws.retrieved_rows(capped.id)}) == 2
     assert rr.run_options_note(capped) == (
-        f"at most 1 rows per dataset; identical rows kept; {skipped} rows over the cap skipped"
+        f"at most 1 row per dataset; identical rows kept; "
+        f"{skipped} row{'' if skipped == 1 else 's'} over the cap skipped"
     )
 
 

@@ -65,7 +65,7 @@ def test_retrieve_drops_identical_rows_and_caps_by_default_and_the_paper_is_one_
     assert run.n_rows == 6  # the repeated cat sentence appears once
     assert any(
         c.value.startswith(f"This run: at most {APP_PER_DATASET_CAP} rows per dataset")
-        and "1 identical rows skipped" in c.value
+        and "1 identical row skipped" in c.value
         for c in at.caption
     )
     _submit(at, "Retrieve with the paper's setting")
