@@ -258,3 +258,32 @@ def test_skipped_configs_are_tried_again_and_can_join_later(tmp_path, settings, 
     (multi / "one_tmp").rename(multi / "one")
     again = build_datastore(store_dir, [str(multi)], settings, embedder=HashingEmbedder())
     assert (again.shards_built, again.shards_skipped, again.shards_already_done) == (1, 0, 1)
+
+
+def test_a_description_shared_by_configs_is_embedded_once(tmp_path):
+    """Every config of a dataset carries its description; a long one (past the cell cache's
+    length limit) used to be embedded again for each config."""
+    from rebase_core.corpus import list_shards
+    from rebase_core.datastore.build import local_engine
+    from rebase_core.settings import Settings
+
+    seen: list[str] = []
+
+    class Counting(HashingEmbedder):
+        def embed(self, texts):
+            seen.extend(texts)
+            return super().embed(texts)
+
+    from dataclasses import replace
+
+    description = "Long description of the sentiment dataset. " * 20  # ~900 characters
+    data = tmp_path / "sentiment.jsonl"
+    data.write_text(
+        "".join(json.dumps({"text": f"review {i}", "label": "pos"}) + "\n" for i in range(3))
+    )
+    (one,) = list_shards(str(data), Settings(home=tmp_path / "home", embedder="hash"))
+    shards = [replace(one, config=c, description=description) for c in ("a", "b", "c")]
+    works = list(local_engine(shards, BuildParams(3), Counting()))
+    assert len(works) == 3
+    assert seen.count(description.strip()) == 1  # not once per config
+    assert all(np.array_equal(w.description_vector, works[0].description_vector) for w in works)

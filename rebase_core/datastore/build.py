@@ -119,7 +119,16 @@ class _EmbedCache:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._max_entries = max_entries
         self._max_chars = max_chars
+        self._descriptions: dict[str, np.ndarray] = {}  # one per dataset: a few thousand at most
         self.seconds = 0.0
+
+    def description(self, text: str) -> np.ndarray:
+        """A dataset description's vector, embedded once per distinct text: every config of a
+        dataset carries the same description, usually longer than the cell cache keeps (it was
+        a quarter of a starter build's time, embedded again for each config)."""
+        if text not in self._descriptions:
+            self._descriptions[text] = self.embed([text])[0]
+        return self._descriptions[text]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
@@ -494,13 +503,19 @@ def sample_or_skip(shard: Shard, params: BuildParams) -> tuple[SampledShard, Reb
 
 
 def work_on_shard(
-    shard: Shard, params: BuildParams, embed: Callable[[Sequence[str]], np.ndarray]
+    shard: Shard,
+    params: BuildParams,
+    embed: Callable[[Sequence[str]], np.ndarray],
+    embed_description: Callable[[str], np.ndarray] | None = None,
 ) -> ShardWork:
-    """Sample and embed one shard: the map a build runs (locally, or in Ray tasks and actors)."""
+    """Sample and embed one shard: the map a build runs (locally, or in Ray tasks and actors).
+    `embed_description` (default: `embed` on the one text) lets a caller reuse the vector of a
+    description it has embedded before."""
     sample, error = sample_or_skip(shard, params)
     prepared = prepare_shard(sample, embed)
     description = describe(shard, sample)
-    return ShardWork(prepared, description, embed([description])[0], error)
+    vector = embed_description(description) if embed_description else embed([description])[0]
+    return ShardWork(prepared, description, vector, error)
 
 
 # A build engine: given the shards to build, yields their work in the same order, lazily (the
@@ -511,10 +526,11 @@ Engine = Callable[[Sequence[Shard], BuildParams, Embedder], Iterator[ShardWork]]
 def local_engine(
     shards: Sequence[Shard], params: BuildParams, embedder: Embedder
 ) -> Iterator[ShardWork]:
-    """One shard after another in this process, sharing one embedding cache."""
+    """One shard after another in this process, sharing one embedding cache (each distinct
+    description embedded once: see `_EmbedCache.description`)."""
     cache = _EmbedCache(embedder)
     for shard in shards:
-        yield work_on_shard(shard, params, cache.embed)
+        yield work_on_shard(shard, params, cache.embed, cache.description)
 
 
 def _plan_build(

@@ -131,7 +131,7 @@ class _EmbedActor:
             sample, error = pickle.loads(blob)
             prepared = prepare_shard(sample, self.cache.embed)
             description = describe(sample.shard, sample)
-            vector = self.cache.embed([description])[0]
+            vector = self.cache.description(description)
             works.append(pickle.dumps(ShardWork(prepared, description, vector, error)))
         return {"k": np.asarray(batch["k"]), "work": np.asarray(works, dtype=object)}
 
