@@ -105,6 +105,10 @@ def flow_status(settings: Settings, ws: Workspace, task_id: int | None) -> list[
     notes = {"datastore": store.label() if store.building or store.incomplete else ""}
     if store.building and choice.path != store.path:
         notes["datastore"] += " · starter ready"
+    elif not store.built and not store.building:
+        starter = store_state(settings, settings.starter_store)
+        if starter.building:  # the first start's starter build, before the full one
+            notes["datastore"] = f"starter store {starter.label()}"
     runs_dir = settings.runs_dir
     trained = runs_dir.exists() and any(runs_dir.iterdir())
     done = {

@@ -73,6 +73,13 @@ def test_the_status_is_building_n_of_m_never_done_while_the_build_runs(settings)
     assert step.note == "building (769 of 1,563)"
 
 
+def test_the_sidebar_names_the_starter_build_before_the_full_one_starts(settings):
+    _job(settings, "datastore_default", build_job_key(settings.starter_store), "running", (5, 9))
+    ws = Workspace(settings.workspace_db)
+    step = next(s for s in flow_status(settings, ws, None) if s.stage == "datastore")
+    assert not step.done and step.note == "starter store building (5 of 9)"
+
+
 def test_a_store_without_any_build_job_is_complete(settings):
     _built(settings.default_store)
     assert store_state(settings, settings.default_store).complete
