@@ -12,6 +12,7 @@ from rebase_core import jobs
 from rebase_core.corpus import DEFAULT_MAX_CONFIG_ROWS
 from rebase_core.datastore import BUNDLED_ROWS_PER_CONFIG, BuildParams, build_job_key
 from rebase_core.datastore.catalog import dataset_table, shard_table, source_table, store_figures
+from rebase_core.datastore.readiness import STARTER_ROWS_PER_CONFIG
 from rebase_core.datastore.sources import (
     add_source,
     corpus_prepared,
@@ -46,7 +47,10 @@ def build_monitor() -> None:
     latest = next(iter(jobs.list_jobs(settings, key=key)), None)
     starter = jobs.active_job(settings, build_job_key(settings.starter_store))
     if starter is not None:
-        ui.job_panel(starter, label="Building the starter datastore (8 rows of each config)")
+        ui.job_panel(
+            starter,
+            label=f"Building the starter datastore ({STARTER_ROWS_PER_CONFIG} rows of each config)",
+        )
     if latest is not None:
         ui.job_panel(latest, label="Building the datastore")
     active_now = bool(starter) or bool(latest and latest.is_active)

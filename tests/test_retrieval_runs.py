@@ -73,7 +73,7 @@ def test_a_run_is_recorded_with_its_options_and_every_row_kept(made):
 
 def test_a_run_on_a_partial_store_is_offered_again_once_the_store_is_complete(made):
     ws, record, store, _ = made
-    note = "the starter datastore (8 rows of each bundled config), while the full one is building"
+    note = "the starter datastore (5 rows of each bundled config), while the full one is building"
     run = rr.run_retrieval(
         ws, record, store, HashingEmbedder(), RetrievalOptions(), store_note=note
     )
