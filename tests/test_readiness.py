@@ -121,6 +121,13 @@ def test_a_stopped_build_leaves_the_store_incomplete(settings):
     assert choice.partial and "resume" in choice.note
 
 
+def test_a_users_source_that_failed_to_add_leaves_the_store_whole(settings):
+    _built(settings.default_store)
+    _job(settings, "datastore_build", build_job_key(settings.default_store), "failed")
+    assert store_state(settings, settings.default_store).complete
+    assert not usable_store(settings).partial
+
+
 def test_the_eta_leaves_pauses_out(settings):
     folder = _job(settings, "datastore_default", "k", "running", (50, 100))
     assert 99 < (jobs.job_status(folder).eta_s or 0) < 101  # 100 s for the first half

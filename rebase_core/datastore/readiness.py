@@ -104,8 +104,12 @@ def store_state(settings: Settings, path: str | Path) -> StoreState:
             paused=latest.progress.message.startswith(PAUSED_PREFIX),
             job_kind=latest.kind,
         )
+    # Only the bundled build leaves the store short of what retrieval expects; a user's source
+    # that failed to add is the Datastore page's business, the rest of the store is whole.
     stopped = latest.state in ("failed", "cancelled") or bool(latest.result.get("stopped_early"))
-    return StoreState(path, built, incomplete=built and stopped)
+    return StoreState(
+        path, built, incomplete=built and stopped and latest.kind == "datastore_default"
+    )
 
 
 @dataclass(frozen=True, slots=True)
