@@ -368,7 +368,7 @@ def flow_sidebar() -> None:
         st.page_link("app_pages/home.py", label="Overview", icon=":material/hub:")
         for step in flow_status():
             icon = ":material/check_circle:" if step.done else ":material/radio_button_unchecked:"
-            if step.note.startswith(("building", "paused")):
+            if "building" in step.note or "paused" in step.note:
                 icon = ":material/hourglass_top:"
             label = f"{step.label} · {step.note}" if step.note else step.label
             st.page_link(step_page(step), label=label, icon=icon)
