@@ -38,6 +38,28 @@ if choice.partial:
         icon=":material/hourglass_top:",
     )
 
+
+def retrieve_and_show(options: RetrievalOptions, store_note: str = "") -> None:
+    """Retrieve with a progress bar, save the run, and show it (the run picker takes it on the
+    rerun, before it is drawn)."""
+    bar = st.progress(0.0, text="Retrieving…")
+    with ui.shown_errors():
+        embedder = ui.get_embedder(store.embedder_name, settings.threads)
+        made = rr.run_retrieval(
+            ws,
+            record,
+            store,
+            embedder,
+            options,
+            store_note=store_note,
+            on_progress=ui.progress_for(bar),
+        )
+    bar.empty()
+    st.session_state["rv_run_next"] = str(made.id)
+    st.toast(f"{made.n_rows:,} rows in {made.seconds:.2f} s ({made.method}).")
+    st.rerun()
+
+
 # ----------------------------------------------------------------------------- run retrieval
 with st.expander("Run retrieval", expanded=not ws.retrieval_runs(record.id)), st.form("rv_form"):
     c1, c2, c3, c4 = st.columns(4)
@@ -100,22 +122,7 @@ if run or paper:
         fusion=None if fusion == "score" else fusion,
         method=method,
     )
-    bar = st.progress(0.0, text="Retrieving…")
-    with ui.shown_errors():
-        embedder = ui.get_embedder(store.embedder_name, settings.threads)
-        made = rr.run_retrieval(
-            ws,
-            record,
-            store,
-            embedder,
-            options,
-            store_note=choice.note if choice.partial else "",
-            on_progress=ui.progress_for(bar),
-        )
-    bar.empty()
-    st.session_state["rv_run"] = str(made.id)
-    st.toast(f"{made.n_rows:,} rows in {made.seconds:.2f} s ({made.method}).")
-    st.rerun()
+    retrieve_and_show(options, choice.note if choice.partial else "")
 
 retriever_ui.panel(ws, settings, record, store)
 runs = ws.retrieval_runs(record.id)
@@ -144,20 +151,7 @@ if note := rr.version_note(current, record.version):
 if note := rr.partial_store_note(current, store_path, choice.partial):
     st.warning(note, icon=":material/database:")
     if st.button("Retrieve again on the full datastore", icon=":material/refresh:"):
-        bar = st.progress(0.0, text="Retrieving…")
-        with ui.shown_errors():
-            embedder = ui.get_embedder(store.embedder_name, settings.threads)
-            made = rr.run_retrieval(
-                ws,
-                record,
-                store,
-                embedder,
-                rr.run_options(current),
-                on_progress=ui.progress_for(bar),
-            )
-        bar.empty()
-        st.session_state["rv_run_next"] = str(made.id)  # the picker above is drawn already
-        st.rerun()
+        retrieve_and_show(rr.run_options(current))
 st.caption(f"This run: {rr.run_options_note(current)}.")
 rows = ws.retrieved_rows(run_id)
 by_rank = {r.rank: r for r in rows}

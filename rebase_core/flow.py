@@ -98,15 +98,16 @@ def flow_status(settings: Settings, ws: Workspace, task_id: int | None) -> list[
         counts = ws.status_counts(task_id=task_id)
         transformed = counts.get("accepted", 0) + counts.get("edited", 0) > 0
         compared = any(r.kind in ("direct", "self-guide") for r in ws.pair_runs(task_id))
-    from rebase_core.datastore.readiness import store_state, usable_store
+    from rebase_core.datastore.readiness import latest_builds, store_state, usable_store
 
-    store = store_state(settings, settings.default_store)
-    choice = usable_store(settings)
+    builds = latest_builds(settings)
+    store = store_state(settings, settings.default_store, builds)
+    choice = usable_store(settings, builds)
     notes = {"datastore": store.label() if store.building or store.incomplete else ""}
     if store.building and choice.path != store.path:
         notes["datastore"] += " · starter ready"
     elif not store.built and not store.building:
-        starter = store_state(settings, settings.starter_store)
+        starter = store_state(settings, settings.starter_store, builds)
         if starter.building:  # the first start's starter build, before the full one
             notes["datastore"] = f"starter store {starter.label()}"
     runs_dir = settings.runs_dir

@@ -86,11 +86,28 @@ class StoreState:
         return "ready"
 
 
-def store_state(settings: Settings, path: str | Path) -> StoreState:
-    """The state of the store at `path` from its folder and its newest build job."""
+BuildJobs = Mapping[str, jobs.JobStatus]  # build job key -> the newest job with that key
+
+
+def latest_builds(settings: Settings) -> BuildJobs:
+    """The newest build job of every store, from one scan of the job folders (the sidebar asks
+    about two stores on every page run)."""
+    newest: dict[str, jobs.JobStatus] = {}
+    for job in jobs.list_jobs(settings):  # newest first
+        if job.key.startswith("datastore_build:"):
+            newest.setdefault(job.key, job)
+    return newest
+
+
+def store_state(
+    settings: Settings, path: str | Path, builds: BuildJobs | None = None
+) -> StoreState:
+    """The state of the store at `path` from its folder and its newest build job (`builds`:
+    from `latest_builds`, when the caller asks about several stores)."""
     path = Path(path)
     built = store_exists(path)
-    latest = next(iter(jobs.list_jobs(settings, key=build_job_key(path))), None)
+    builds = latest_builds(settings) if builds is None else builds
+    latest = builds.get(build_job_key(path))
     if latest is None:
         return StoreState(path, built)
     if latest.is_active:
@@ -122,14 +139,15 @@ class StoreChoice:
     note: str = ""
 
 
-def usable_store(settings: Settings) -> StoreChoice:
+def usable_store(settings: Settings, builds: BuildJobs | None = None) -> StoreChoice:
     """The store to retrieve from: the default store when complete; while the first build runs,
     the starter store once it is ready; otherwise the default store as far as it is built.
     `note` says what the user gets."""
-    full = store_state(settings, settings.default_store)
+    builds = latest_builds(settings) if builds is None else builds
+    full = store_state(settings, settings.default_store, builds)
     if full.complete:
         return StoreChoice(full.path)
-    starter = store_state(settings, settings.starter_store)
+    starter = store_state(settings, settings.starter_store, builds)
     starter_note = f"the starter datastore ({STARTER_ROWS_PER_CONFIG} rows of each bundled config)"
     if full.building:
         how_far = full.label() + (f", about {_minutes(full.eta_s)} left" if full.eta_s else "")
@@ -165,32 +183,27 @@ def _minutes(seconds: float | None) -> str:
 def start_first_build(settings: Settings) -> jobs.JobStatus:
     """The first start's build: the starter store, then (started by that job when it finishes)
     the full default store. Returns the starter build's job."""
-    return jobs.start_job(
-        settings,
-        "datastore_default",
-        {
-            "store": str(settings.starter_store.resolve()),
-            "rows_per_config": STARTER_ROWS_PER_CONFIG,
-            "then_full": True,
-            "threads": BUILD_THREADS,
-        },
-        key=build_job_key(settings.starter_store),
-        env={"OMP_WAIT_POLICY": "PASSIVE"},
-    )
+    return _start_bundled_build(settings, settings.starter_store, STARTER_ROWS_PER_CONFIG, True)
 
 
 def start_full_build(settings: Settings) -> jobs.JobStatus:
     """Build (or resume) the full default store from the bundled corpus, in the background."""
+    return _start_bundled_build(settings, settings.default_store, BUNDLED_ROWS_PER_CONFIG, False)
+
+
+def _start_bundled_build(
+    settings: Settings, store: Path, rows_per_config: int, then_full: bool
+) -> jobs.JobStatus:
     return jobs.start_job(
         settings,
         "datastore_default",
         {
-            "store": str(settings.default_store.resolve()),
-            "rows_per_config": BUNDLED_ROWS_PER_CONFIG,
-            "then_full": False,
+            "store": str(store.resolve()),
+            "rows_per_config": rows_per_config,
+            "then_full": then_full,
             "threads": BUILD_THREADS,
         },
-        key=build_job_key(settings.default_store),
+        key=build_job_key(store),
         env={"OMP_WAIT_POLICY": "PASSIVE"},
     )
 
