@@ -1,12 +1,9 @@
 """AppTest through Task -> Datastore -> Retrieve on a small fixture store (hashing embedder)."""
 
-import json
-
 import pytest
+from store_fixtures import app_home
 from streamlit.testing.v1 import AppTest
 
-from rebase_core.datastore import build_datastore
-from rebase_core.embed import HashingEmbedder
 from rebase_core.settings import PROJECT_ROOT, Settings
 from rebase_core.workspace import Workspace
 
@@ -26,20 +23,7 @@ TOPICS = {
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("REBASE_HOME", str(home))
-    monkeypatch.setenv("REBASE_EMBEDDER", "hash")
-    sources = []
-    for topic, sentences in TOPICS.items():
-        folder = tmp_path / "src" / topic
-        folder.mkdir(parents=True)
-        rows = [{"text": s, "label": topic} for s in sentences]
-        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (folder / "description.txt").write_text(f"Sentences about {topic}.")
-        sources.append(str(folder))
-    settings = Settings(home=home, embedder="hash")
-    build_datastore(settings.default_store, sources, settings, embedder=HashingEmbedder())
-    return home
+    return app_home(tmp_path, monkeypatch, TOPICS)
 
 
 def _app():

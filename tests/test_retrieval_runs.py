@@ -1,12 +1,12 @@
 """Making and browsing a retrieval run: recorded in the workspace, filtered, tabled, detailed."""
 
 import doctest
-import json
 
 import pytest
+from store_fixtures import build_topic_store
 
 import rebase_core.retrieval_runs as rr
-from rebase_core.datastore import build_datastore, open_datastore
+from rebase_core.datastore import open_datastore
 from rebase_core.embed import HashingEmbedder
 from rebase_core.errors import InputError
 from rebase_core.retrieval import RetrievalOptions
@@ -22,15 +22,7 @@ TOPICS = {
 @pytest.fixture
 def made(tmp_path, settings):
     """A small store, a task and one retrieval run of it, recorded in a workspace."""
-    sources = []
-    for topic, sentences in TOPICS.items():
-        folder = tmp_path / "src" / topic
-        folder.mkdir(parents=True)
-        rows = [{"text": s, "label": topic} for s in sentences]
-        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (folder / "description.txt").write_text(f"Sentences about {topic}.")
-        sources.append(str(folder))
-    build_datastore(settings.default_store, sources, settings, embedder=HashingEmbedder())
+    build_topic_store(settings, tmp_path / "src", TOPICS)
     store = open_datastore(settings.default_store, settings)
     ws = Workspace(tmp_path / "ws.sqlite")
     record = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
@@ -142,14 +134,8 @@ def test_docstring_examples():
 def test_datasets_in_the_top_k_are_summarised_and_kept_or_dropped_whole(tmp_path, settings):
     """Two runs of a task; dropping a dataset in one changes that dataset's rows of that run
     only, and ticking it again keeps them all."""
-    sources = []
-    for topic, sentences in {**TOPICS, "pets": ["The cat purred", "A cat slept"]}.items():
-        folder = tmp_path / "src" / topic
-        folder.mkdir(parents=True)
-        rows = [{"text": s, "label": topic} for s in sentences]
-        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        sources.append(str(folder))
-    build_datastore(settings.default_store, sources, settings, embedder=HashingEmbedder())
+    topics = {**TOPICS, "pets": ["The cat purred", "A cat slept"]}
+    build_topic_store(settings, tmp_path / "src", topics, descriptions=False)
     store = open_datastore(settings.default_store, settings)
     ws = Workspace(tmp_path / "ws.sqlite")
     record = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))

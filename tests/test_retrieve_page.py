@@ -5,6 +5,7 @@ row detail's full scores, and dataset filter links that hold the name only."""
 import json
 
 import pytest
+from store_fixtures import app_home
 from streamlit.testing.v1 import AppTest
 
 from rebase_core.datastore import BuildParams, build_datastore
@@ -23,19 +24,7 @@ TOPICS = {
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("REBASE_HOME", str(home))
-    monkeypatch.setenv("REBASE_EMBEDDER", "hash")
-    sources = []
-    for topic, sentences in TOPICS.items():
-        folder = tmp_path / "src" / topic
-        folder.mkdir(parents=True)
-        rows = [{"text": s, "label": topic} for s in sentences]
-        (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (folder / "description.txt").write_text(f"Sentences about {topic}.")
-        sources.append(str(folder))
-    settings = Settings(home=home, embedder="hash")
-    build_datastore(settings.default_store, sources, settings, embedder=HashingEmbedder())
+    home = app_home(tmp_path, monkeypatch, TOPICS)
     ws = Workspace(home / "workspace.sqlite")
     rec = ws.save_task(Task("pets", "Which animal?", (Example("The cat sat", "cat"),)))
     ws.set_value("current_task", rec.id)
