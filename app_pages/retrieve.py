@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
+import retrieve_ui
 import retriever_ui
 import ui
 from rebase_core import retrieval_runs as rr
@@ -31,12 +31,7 @@ st.caption(
     f"{store.n_cells:,} cells. Score = (best input-cell match + best output-cell match + "
     "instruction-to-description match) / 3, as in the ReBase paper."
 )
-if choice.partial:
-    st.info(
-        f"Retrieval uses {choice.note}. A run made now is marked, and offered again here "
-        "once the full datastore is ready.",
-        icon=":material/hourglass_top:",
-    )
+retrieve_ui.partial_store_notice(choice)
 
 
 def retrieve_and_show(options: RetrievalOptions, store_note: str = "") -> None:
@@ -148,25 +143,13 @@ run_id = int(
 current = next(r for r in runs if r.id == run_id)
 if note := rr.version_note(current, record.version):
     st.warning(note)
-if note := rr.partial_store_note(current, store_path, choice.partial):
-    st.warning(note, icon=":material/database:")
-    if st.button("Retrieve again on the full datastore", icon=":material/refresh:"):
-        retrieve_and_show(rr.run_options(current))
+if retrieve_ui.full_store_offer(current, store_path, choice.partial):
+    retrieve_and_show(rr.run_options(current))
 st.caption(f"This run: {rr.run_options_note(current)}.")
 rows = ws.retrieved_rows(run_id)
-by_rank = {r.rank: r for r in rows}
 
-# ----------------------------------------------------------------------------- facets
+# ----------------------------------------------------------------------------- filters
 counts = dict(rr.dataset_counts(rows))
-
-
-def _bar_clicked() -> None:
-    event = st.session_state.get("rv_hist")
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if points:
-        st.session_state["rv_ds"] = sorted({p["y"] for p in points if "y" in p})
-
-
 if "rv_ds" not in st.session_state and (linked := st.query_params.get_all("rv_ds")):
     # Older links carried the "name (count)" label; the URL now holds the name only.
     st.session_state["rv_ds"] = [d for v in linked if (d := rr.dataset_param(v, list(counts)))]
@@ -189,142 +172,23 @@ only = st.segmented_control(
 row_filter = rr.RowFilter(tuple(chosen_ds), *score_range, query=search, show=only or "all")
 view = rr.filter_rows(rows, row_filter)
 
-with st.expander(f"Sources: {len(counts)} datasets (click a bar to filter)", expanded=False):
-    st.plotly_chart(
-        rr.sources_chart(list(counts.items())),
-        key="rv_hist",
-        on_select=_bar_clicked,
-        selection_mode=("points",),
-    )
-    excluded = rr.excluded_datasets(current, store.dataset_names)
-    if excluded:
-        st.caption(f"Excluded by your options: {', '.join(excluded)}")
-
-# ------------------------------------------------------------------------- datasets in the top K
-summary = rr.dataset_summary(rows)
+# ----------------------------------------------------------------------------- the run's rows
+retrieve_ui.sources(current, counts, store)
 # The editors' keys change after a bulk change, so that their old edits are not replayed over it.
 edit_version = st.session_state.setdefault("rv_edit_v", 0)
-
-
-def _datasets_changed() -> None:
-    edits = st.session_state[f"rv_ds_editor_{edit_version}"].get("edited_rows", {})
-    changed = rr.apply_dataset_edits(ws, run_id, summary, edits)
-    st.session_state["rv_toast"] = f"{changed:,} row(s) changed."
-    st.session_state["rv_edit_v"] = edit_version + 1
-
-
-with st.expander(
-    f"Datasets in your top {len(rows):,}: {len(summary)} (largest {summary[0].share:.0%})"
-    if summary
-    else "Datasets in your top K",
-    expanded=True,
-):
-    st.caption("Untick a dataset to drop all its rows, tick it to keep them all.")
-    st.data_editor(
-        pd.DataFrame(rr.dataset_table(summary)),
-        key=f"rv_ds_editor_{edit_version}",
-        hide_index=True,
-        disabled=["dataset", "rows", "share", "kept", "best rank"],
-        on_change=_datasets_changed,
-        column_config={
-            "keep": st.column_config.CheckboxColumn("keep", help="Keep every row of it"),
-            "share": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
-        },
-        height=min(36 * (len(summary) + 1) + 4, 320),
-    )
-
-# ----------------------------------------------------------------------------- table + selection
+retrieve_ui.datasets_in_top_k(ws, run_id, rows, edit_version)
 st.caption(
     f"Showing {len(view):,} of {len(rows):,} rows · {current.n_selected:,} kept for transformation"
 )
-
-
-def _keep_changed() -> None:
-    edits = st.session_state[f"rv_editor_{edit_version}"].get("edited_rows", {})
-    shown = st.session_state["rv_view_ranks"]
-    for keep in (True, False):
-        ranks = [shown[i] for i, e in edits.items() if e.get("keep") is keep]
-        if ranks:
-            ws.set_selected(run_id, ranks, keep)
-
-
-view_ranks = [r.rank for r in view]
-st.session_state["rv_view_ranks"] = view_ranks
-table = pd.DataFrame(rr.row_table(view))
-st.data_editor(
-    table,
-    key=f"rv_editor_{edit_version}",
-    hide_index=True,
-    disabled=[c for c in table.columns if c != "keep"],
-    on_change=_keep_changed,
-    column_config={
-        "keep": st.column_config.CheckboxColumn("keep", help="Keep this row for transformation"),
-        "score": st.column_config.ProgressColumn(format="%.4f", min_value=0.0, max_value=1.0),
-        "input": st.column_config.NumberColumn(format="%.3f"),
-        "output": st.column_config.NumberColumn(format="%.3f"),
-        "dataset term": st.column_config.NumberColumn(format="%.3f"),
-        "best input cell": st.column_config.TextColumn(width="large"),
-        "best output cell": st.column_config.TextColumn(width="medium"),
-    },
-    height=420,
-)
-
-
-def _forget_bulk() -> None:
-    st.session_state.pop("rv_bulk", None)
-
-
-@st.dialog("Change the selection", on_dismiss=_forget_bulk)
-def confirm_bulk(ranks: list[int], keep: bool) -> None:
-    verb = "Keep" if keep else "Drop"
-    st.write(f"{verb} all **{len(ranks):,}** rows of the current filter?")
-    if st.button(f"{verb} {len(ranks):,} rows", type="primary"):
-        changed = ws.set_selected(run_id, ranks, keep)
-        st.session_state["rv_toast"] = f"{changed:,} row(s) changed."
-        st.session_state["rv_edit_v"] = edit_version + 1
-        _forget_bulk()
-        st.rerun()
-
-
-b1, b2, _ = st.columns([2, 2, 4])
-if b1.button(f"Keep all {len(view):,} shown", disabled=not view):
-    st.session_state["rv_bulk"] = (view_ranks, True)
-if b2.button(f"Drop all {len(view):,} shown", disabled=not view):
-    st.session_state["rv_bulk"] = (view_ranks, False)
-if "rv_bulk" in st.session_state:  # the dialog stays open across reruns until answered
-    confirm_bulk(*st.session_state["rv_bulk"])
-if "rv_toast" in st.session_state:
-    st.toast(st.session_state.pop("rv_toast"))
+retrieve_ui.row_table(ws, run_id, view, edit_version)
+retrieve_ui.bulk_actions(ws, run_id, view, edit_version)
 
 # ----------------------------------------------------------------------------- row detail
 st.subheader("Row detail")
 if not view:
     st.caption("No row matches the filters.")
     st.stop()
-detail_rank = int(
-    st.selectbox("Row", view_ranks, key="rv_row", format_func=lambda k: rr.row_label(by_rank[k]))
-)
-shown = by_rank[detail_rank]
-picked = shown.row
-left, right = st.columns([3, 2])
-with left:
-    st.html(rr.cells_html(picked, row_filter.words))
-with right:
-    st.markdown(f"**{picked.dataset}** · config `{picked.config}` · row `{picked.row_id}`")
-    st.markdown(rr.score_text(picked, current.options.get("weights", (1.0, 1.0, 1.0))))
-    st.caption(picked.description[:600])
-    keep_key = f"rv_keep_{run_id}_{detail_rank}"
-
-    def _keep_toggled() -> None:
-        ws.set_selected(run_id, [detail_rank], bool(st.session_state[keep_key]))
-
-    st.toggle(
-        "Keep for transformation", value=shown.selected, key=keep_key, on_change=_keep_toggled
-    )
-    if st.button("More like this row", icon=":material/manage_search:"):
-        with ui.shown_errors():
-            similar = rr.rows_like(store, picked)
-        st.dataframe(pd.DataFrame(rr.similar_table(similar, rows)), hide_index=True)
+retrieve_ui.row_detail(ws, store, current, rows, view, row_filter.words)
 
 st.page_link(
     "app_pages/transform.py",
