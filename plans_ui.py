@@ -26,12 +26,15 @@ from rebase_core.transform import (
     PlannedRow,
     PlanRun,
     check_given,
+    choice_format,
+    distractor_pool,
     group_rows,
     input_markers,
     row_fields,
     task_labels,
+    without_options,
 )
-from rebase_core.transform.plan import observed_values
+from rebase_core.transform.plan import answer_text, observed_values
 from rebase_core.transform.planner import MAX_LABEL_VALUES, SAMPLE_ROWS
 
 USE_NAMES = {
@@ -229,7 +232,8 @@ def _plan_form(
     suffix: str,
 ) -> Any:
     """The form's widgets; returns a function that builds the user's plan (it may raise)."""
-    markers = input_markers(task)
+    fmt = choice_format(task)
+    markers = input_markers(without_options(task))
     default = (
         plan.input_template
         if plan
@@ -251,6 +255,30 @@ def _plan_form(
     )
     labels = task_labels(task)
     same_field = plan is not None and output_field == plan.output_field
+    n_options = 0
+    distractors: tuple[str, ...] = ()
+    if fmt is not None:
+        n_options = int(
+            st.number_input(
+                "Options per input (made from each row's answer; 0: the rows list their own)",
+                min_value=0,
+                max_value=26,
+                value=plan.choices if plan else fmt.count,
+                key=f"pl_choices:{suffix}",
+            )
+        )
+        distractors = (
+            plan.distractors
+            if plan is not None and same_field and plan.distractors
+            else distractor_pool(
+                [answer_text(row_fields(r.row, markers).get(output_field, "")) for r in group]
+            )
+        )
+        st.caption(
+            "Each input lists the row's answer among near misses (a day, a month, a year off; "
+            f"a number off by one) and other answers of this dataset ({len(distractors)} kept); "
+            "the pair's answer is its letter."
+        )
     old_map = dict(plan.label_map) if plan and same_field else {}
     label_map: dict[str, str] = {} if labels else old_map
     if labels:
@@ -284,6 +312,8 @@ def _plan_form(
             row_filter=dict(plan.row_filter) if plan else {},
             note=plan.note if plan else "",
             author="user",
+            choices=n_options,
+            distractors=distractors if n_options else (),
         )
 
     return build

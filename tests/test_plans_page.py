@@ -218,3 +218,58 @@ def test_the_mode_reaches_the_transform_job(home):
     # (The fake's rewrites lack the task's "Premise:" marker, so they fail as "format".)
     reasons = {f.failure.reason for f in _ws(home).failures(1)}
     assert reasons == {"format"}  # every row went to the LLM's rewrite
+
+
+DATES = Task(
+    "dates",
+    "Infer the date from context.",
+    tuple(
+        Example(
+            f"Today is 0{i}/01/2000. What is the date tomorrow?\nOptions:\n"
+            + "\n".join(f"({chr(65 + k)}) 0{i}/0{k + 2}/2000" for k in range(5)),
+            f"Let's think step by step. Tomorrow is 0{i}/02/2000. So the answer is (A).",
+        )
+        for i in (1, 2, 3)
+    ),
+)
+
+
+def test_a_multiple_choice_plan_is_edited_with_its_number_of_options(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("REBASE_HOME", str(home))
+    monkeypatch.setenv("REBASE_EMBEDDER", "hash")
+    monkeypatch.setenv("REBASE_LLM", "fake")
+    ws = Workspace(home / "workspace.sqlite")
+    rec = ws.save_task(DATES)
+    rows = [
+        ScoredRow(
+            "calc",
+            "default",
+            str(i),
+            0.5,
+            0.5,
+            0.4,
+            0.6,
+            "input",
+            "ideal",
+            "",
+            {"input": f"What is 3 days after 01/0{i + 1}/2001?", "ideal": f"01/0{i + 4}/2001"},
+        )
+        for i in range(4)
+    ]
+    ws.save_retrieval(rec, "store", {}, "exact", 0.0, rows, list(range(len(rows))))
+    ws.set_value("current_task", rec.id)
+    plan = Plan("calc", "default", "{input}", "ideal", choices=5, distractors=("01/09/2001",))
+    ws.save_plan(rec.id, DATES, check_given(DATES, plan, rows))
+    at = _page()
+    suffix = f"calc:default:{plan.version}"
+    assert at.number_input(key=f"pl_choices:{suffix}").value == 5
+    # The plan's output on the sample rows: the row's question, then the options code made.
+    assert any(
+        t.value.startswith("What is 3 days after 01/01/2001?\nOptions:\n(A)") for t in at.text
+    )
+    at.number_input(key=f"pl_choices:{suffix}").set_value(3).run()
+    _click(at, "Save plan")
+    (saved,) = [r for r in ws.plans(rec.id, DATES) if r.dataset == "calc"]
+    assert (saved.plan.choices, saved.plan.distractors) == (3, ("01/09/2001",))
+    assert saved.status == "valid" and saved.plan.author == "user"

@@ -8,7 +8,8 @@ Two ways, chosen per (dataset, config) (`TransformConfig.mode`, default "auto"):
 - plan (`plan.py`, `planner.py`, `planned.py`): the LLM maps the dataset's fields and human
   labels onto the task once, by constrained choices that code checks on sample rows; applying
   the plan is pure string work, grounded in the row by construction. For reasoning tasks the
-  LLM then writes the rationale for the row's known answer (rationale mode).
+  LLM then writes the rationale for the row's known answer (rationale mode). For lettered
+  multiple-choice tasks code writes the options from the row's answer (`choices.py`).
 - rewrite (below, the paper's): one LLM call per row.
 
 Rewrite: one LLM call per row. The prompt holds the instruction, the examples as JSON objects, and
@@ -29,6 +30,12 @@ from rebase_core.transform.checks import (
     label_of,
     normalise_text,
     quality_warnings,
+)
+from rebase_core.transform.choices import (
+    ChoiceFormat,
+    choice_format,
+    distractor_pool,
+    without_options,
 )
 from rebase_core.transform.jobs import PlanRun, TransformRun, run_plan_job, run_transform_job
 from rebase_core.transform.parse import first_json_object, parse_pair, strip_wrapping_quotes
@@ -86,6 +93,7 @@ __all__ = [
     "PLAN_USES",
     "RATIONALE_TEMPLATE",
     "TRANSFORM_MODES",
+    "ChoiceFormat",
     "Plan",
     "PlanCheck",
     "PlanOutcome",
@@ -100,6 +108,8 @@ __all__ = [
     "build_messages",
     "check_given",
     "check_plan",
+    "choice_format",
+    "distractor_pool",
     "estimate_transform",
     "first_json_object",
     "format_problem",
@@ -128,4 +138,5 @@ __all__ = [
     "strip_wrapping_quotes",
     "task_labels",
     "transform",
+    "without_options",
 ]

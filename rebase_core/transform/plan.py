@@ -24,12 +24,19 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rebase_core.errors import InputError
 from rebase_core.task import final_answer
 from rebase_core.transform.checks import input_markers, is_classification, label_of
+from rebase_core.transform.choices import (
+    MAX_OPTION_CHARS,
+    choice_format,
+    make_options,
+    render_options,
+    without_options,
+)
 from rebase_core.types import Task
 
 DROP = "drop"  # a label-map value: rows with this source label make no pair
@@ -68,9 +75,10 @@ def label_value(value: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def task_labels(task: Task) -> dict[str, str]:
-    """The task's labels (normalised → as the examples write them); empty for open tasks.
+    """The task's labels (normalised → as the examples write them); empty for open tasks and
+    for lettered multiple-choice tasks, whose letters name options, not classes (`choices`).
     (Cached per task: plans apply it to every row; do not mutate the result.)"""
-    if not is_classification(task):
+    if not is_classification(task) or choice_format(task) is not None:
         return {}
     out: dict[str, str] = {}
     for example in task.examples:
@@ -176,6 +184,10 @@ class Plan:
     row_filter: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     note: str = ""
     author: str = "llm"
+    # A lettered multiple-choice task (`choices`): how many options code makes from the row's
+    # answer (0: a plain plan), and other answers of the dataset to draw distractors from.
+    choices: int = 0
+    distractors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.input_template.strip():
@@ -195,6 +207,11 @@ class Plan:
             )
         if self.author not in PLAN_AUTHORS:
             raise InputError(f"A plan's author is one of {PLAN_AUTHORS}, got {self.author!r}.")
+        if self.choices == 1 or self.choices < 0 or self.choices > 26:
+            raise InputError(
+                f"The plan for {self.dataset}/{self.config} asks for {self.choices} options; a "
+                "multiple-choice plan makes 2 to 26 (0: not multiple-choice)."
+            )
 
     @property
     def key(self) -> tuple[str, str]:
@@ -209,21 +226,21 @@ class Plan:
     @property
     def version(self) -> str:
         """A short name for what the plan does (not who wrote it): pairs record it."""
-        content = json.dumps(
-            [
-                self.dataset,
-                self.config,
-                self.input_template,
-                self.output_field,
-                sorted(self.label_map.items()),
-                sorted((k, sorted(v)) for k, v in self.row_filter.items()),
-            ],
-            ensure_ascii=False,
-        )
+        parts: list[Any] = [
+            self.dataset,
+            self.config,
+            self.input_template,
+            self.output_field,
+            sorted(self.label_map.items()),
+            sorted((k, sorted(v)) for k, v in self.row_filter.items()),
+        ]
+        if self.choices:  # only then: plain plans keep the versions their pairs recorded
+            parts += [self.choices, list(self.distractors)]
+        content = json.dumps(parts, ensure_ascii=False)
         return "plan-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:10]
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "dataset": self.dataset,
             "config": self.config,
             "input_template": self.input_template,
@@ -234,6 +251,10 @@ class Plan:
             "author": self.author,
             "version": self.version,
         }
+        if self.choices:
+            out["choices"] = self.choices
+            out["distractors"] = list(self.distractors)
+        return out
 
     @classmethod
     def from_json_dict(cls, data: Any, *, where: str = "plan") -> Plan:
@@ -260,6 +281,17 @@ class Plan:
                 f"{where}: 'row_filter' must map a field to a list of kept values, "
                 f"got {row_filter!r:.80}."
             )
+        choices = data.get("choices") or 0
+        if not isinstance(choices, int) or isinstance(choices, bool):
+            raise InputError(
+                f"{where}: 'choices' must be a number of options, got {choices!r:.40}."
+            )
+        distractors = data.get("distractors") or []
+        if not isinstance(distractors, list) or not all(isinstance(d, str) for d in distractors):
+            raise InputError(
+                f"{where}: 'distractors' must be a list of wrong answers (strings), "
+                f"got {distractors!r:.80}."
+            )
         return cls(
             dataset=str(data["dataset"]),
             config=str(data.get("config") or "default"),
@@ -271,6 +303,8 @@ class Plan:
             },
             note=str(data.get("note") or ""),
             author=str(data.get("author") or "user"),
+            choices=choices,
+            distractors=tuple(d.strip() for d in distractors if d.strip()),
         )
 
 
@@ -309,6 +343,8 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
     source = answer_text(fields[plan.output_field])
     if not source:
         return PlannedRow(row_id, skipped=f"empty field {plan.output_field!r}")
+    if plan.choices:
+        return _with_options(plan, task, row_id, text, source)
     output = source
     labels = task_labels(task)
     if labels or plan.label_map:
@@ -321,6 +357,37 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
             return PlannedRow(row_id, skipped=f"label {source!r:.40}: {why}", source_value=source)
         output = mapped
     return PlannedRow(row_id, input=text, output=output, source_value=source)
+
+
+def _with_options(plan: Plan, task: Task, row_id: str, text: str, answer: str) -> PlannedRow:
+    """A multiple-choice plan's pair: the options (the row's answer among distractors) after
+    the input, the answer's letter as the output (see `choices`)."""
+    fmt = choice_format(task)
+    if fmt is None:
+        return PlannedRow(row_id, skipped="the task's inputs list no lettered options")
+    if re.fullmatch(r"\(?[A-Z]\)?\.?", answer):
+        return PlannedRow(
+            row_id,
+            skipped=f"answer {answer!r}: a letter of the row's own options, not an answer to list",
+            source_value=answer,
+        )
+    if len(answer) > MAX_OPTION_CHARS or "\n" in answer:
+        return PlannedRow(
+            row_id, skipped=f"answer {answer!r:.40}: too long for an option", source_value=answer
+        )
+    fmt = replace(fmt, count=plan.choices)
+    made = make_options(answer, plan.distractors, fmt, seed=row_id or text)
+    if made is None:
+        return PlannedRow(
+            row_id, skipped=f"answer {answer!r:.40}: no distractors for it", source_value=answer
+        )
+    options, index = made
+    return PlannedRow(
+        row_id,
+        input=f"{text}\n{render_options(options, fmt)}",
+        output=fmt.answer(index),
+        source_value=answer,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +413,13 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
     """Apply the plan to sample rows and check it (see the module docstring)."""
     problems: list[str] = []
     warnings: list[str] = []
-    markers = input_markers(task)
+    # A multiple-choice plan's options are code's: the examples' options header is not a field.
+    markers = input_markers(without_options(task) if plan.choices else task)
+    if plan.choices and choice_format(task) is None:
+        problems.append(
+            "the plan makes lettered options, but the task's example inputs list none: "
+            "set 'choices' to 0"
+        )
     if not rows:
         return PlanCheck(("there are no sample rows to check the plan on",), (), ())
     fields_seen = [row_fields(r, markers) for r in rows]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from rebase_core.llm import LLM, Message, Request, ResponseCache, complete_many
 from rebase_core.transform.checks import input_markers
+from rebase_core.transform.choices import choice_format, distractor_pool, without_options
 from rebase_core.transform.parse import first_json_object
 from rebase_core.transform.plan import (
     DROP,
@@ -238,8 +239,11 @@ class _Planner:
         cache: ResponseCache | None,
     ) -> None:
         self.task, self.rows, self.llm, self.config, self.cache = task, rows, llm, config, cache
-        self.markers = input_markers(task)
-        self.skeleton = input_skeleton(task)
+        # A multiple-choice task's options are code's (`choices`): the row fills the rest.
+        self.choices = choice_format(task)
+        shape = without_options(task)
+        self.markers = input_markers(shape)
+        self.skeleton = input_skeleton(shape)
         self.labels = task_labels(task)
         self.samples = [dict(r.row) for r in rows[: config.sample_rows]]
         sample_fields = [row_fields(r, self.markers) for r in self.samples]
@@ -329,10 +333,17 @@ class _Planner:
             )
             questions.append(f'- "{key}": the field that holds {what}.')
         properties["answer_field"] = {"type": "string", "enum": list(self.fields)}
-        questions.append(
-            '- "answer_field": the field that holds the answer (the task\'s output); it must not '
-            "be a field of the input."
-        )
+        if self.choices is not None:
+            questions.append(
+                '- "answer_field": the field that holds the correct answer itself (a short '
+                "value such as a date or a number; code lists it among lettered options); it "
+                "must not be a field of the input."
+            )
+        else:
+            questions.append(
+                '- "answer_field": the field that holds the answer (the task\'s output); it must '
+                "not be a field of the input."
+            )
         properties["fits"] = {"type": "boolean"}
         prompt = FIELDS_TEMPLATE.format(
             instruction=self.task.instruction,
@@ -443,6 +454,16 @@ class _Planner:
     def build(self, draft: _Draft, author: str) -> Plan | None:
         if not draft.output or any(m not in draft.slots for m in self.skeleton.slots):
             return None
+        choices = 0
+        distractors: tuple[str, ...] = ()
+        if self.choices is not None:
+            choices = self.choices.count
+            distractors = distractor_pool(
+                [
+                    answer_text(row_fields(r.row, self.markers).get(draft.output, ""))
+                    for r in self.rows
+                ]
+            )
         return Plan(
             dataset=self.rows[0].dataset,
             config=self.rows[0].config,
@@ -450,6 +471,8 @@ class _Planner:
             output_field=draft.output,
             label_map=dict(draft.label_map),
             author="rule" if author == "rule" else "llm",
+            choices=choices,
+            distractors=distractors,
         )
 
 
