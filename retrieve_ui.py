@@ -6,7 +6,7 @@ so that the page stays its widgets, its retrieval call and the order of these pa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -52,15 +52,22 @@ def sources(current: RetrievalRun, counts: dict[str, int], store: Datastore) -> 
     """The run's rows per dataset as a chart (a bar click filters) and what its options left
     out, folded away: the datasets table below says the same in numbers."""
     with st.expander(f"Sources: {len(counts)} datasets (click a bar to filter)", expanded=False):
-        st.plotly_chart(
-            rr.sources_chart(list(counts.items())),
-            key="rv_hist",
-            on_select=_bar_clicked,
-            selection_mode=("points",),
-        )
+        if counts:  # a run of no rows (its keywords matched none) has nothing to chart
+            st.plotly_chart(
+                rr.sources_chart(list(counts.items())),
+                key="rv_hist",
+                on_select=_bar_clicked,
+                selection_mode=("points",),
+            )
         excluded = rr.excluded_datasets(current, store.dataset_names)
         if excluded:
             st.caption(f"Excluded by your options: {', '.join(excluded)}")
+
+
+def _with_bool_keep(columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """The table with its `keep` column as booleans even when it has no rows: pandas makes an
+    empty column float, and a checkbox editor refuses a float column (the page would stop)."""
+    return pd.DataFrame(columns).astype({"keep": bool})
 
 
 def datasets_in_top_k(
@@ -84,7 +91,7 @@ def datasets_in_top_k(
     ):
         st.caption("Untick a dataset to drop all its rows, tick it to keep them all.")
         st.data_editor(
-            pd.DataFrame(rr.dataset_table(summary)),
+            _with_bool_keep(rr.dataset_table(summary)),
             key=f"rv_ds_editor_{edit_version}",
             hide_index=True,
             disabled=["dataset", "rows", "share", "kept", "best rank"],
@@ -112,7 +119,7 @@ def row_table(ws: Workspace, run_id: int, view: Sequence[RetrievedRow], edit_ver
                 ws.set_selected(run_id, ranks, keep)
 
     st.session_state["rv_view_ranks"] = [r.rank for r in view]
-    table = pd.DataFrame(rr.row_table(view))
+    table = _with_bool_keep(rr.row_table(view))
     st.data_editor(
         table,
         key=f"rv_editor_{edit_version}",

@@ -90,6 +90,20 @@ def test_the_dataset_filter_link_holds_the_name_and_older_labels_still_work(home
     assert old.multiselect(key="rv_ds").value == ["finance"]
 
 
+def test_a_filter_or_a_run_with_no_rows_shows_an_empty_table_not_an_error(home):
+    at = _retrieve_page()
+    _submit(at, "Retrieve")
+    at.segmented_control(key="rv_show").set_value("dropped").run()  # nothing dropped yet
+    assert not at.exception, at.exception
+    assert any(c.value.startswith("Showing 0 of 6 rows") for c in at.caption)
+    assert any(c.value == "No row matches the filters." for c in at.caption)
+    at.segmented_control(key="rv_show").set_value("all").run()
+    next(w for w in at.text_input if w.label.startswith("Only rows containing")).input("zzz")
+    _submit(at, "Retrieve")  # a run whose keywords match no row
+    assert Workspace(home / "workspace.sqlite").retrieval_runs(1)[0].n_rows == 0
+    assert any(e.label == "Datasets in your top K" for e in at.expander)
+
+
 def _fake_build_job(settings: Settings, store, kind: str, state: str) -> None:
     """A build job's folder as `jobs.start_job` writes it, owned by this (live) process."""
     import os
