@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rebase_core.corpus import list_shards, sample_shard
 from rebase_core.datastore import BuildParams, open_datastore
-from rebase_core.datastore.build import _run_build, _Writer
+from rebase_core.datastore.build import _run_build
+from rebase_core.datastore.writer import StoreWriter
 from rebase_core.embed import MiniLMEmbedder
 from rebase_core.settings import Settings
 
@@ -59,7 +60,7 @@ def main() -> None:
 
     store = Path(tempfile.mkdtemp(prefix="rebase-bench-store-"))
     try:
-        writer = _Writer(store, settings, embedder)
+        writer = StoreWriter(store, settings, embedder)
         t0 = time.perf_counter()
         report = _run_build(
             writer,

@@ -28,7 +28,7 @@ import numpy as np
 
 from rebase_core.corpus import SampledShard, Shard
 from rebase_core.datastore import Datastore, PreparedShard, open_datastore
-from rebase_core.datastore.build import _Writer
+from rebase_core.datastore.writer import StoreWriter
 from rebase_core.retrieval import RetrievalOptions, TaskVectors, retrieve_vectors, task_vectors
 from rebase_core.settings import Settings
 
@@ -59,7 +59,7 @@ def build_synthetic(n_cells: int, settings: Settings, seed: int = 0) -> Path:
     cells_per_dataset = 2000
     n_datasets = max(1, n_cells // cells_per_dataset)
     store.mkdir(parents=True, exist_ok=True)
-    writer = _Writer(store, settings, _Synthetic())
+    writer = StoreWriter(store, settings, _Synthetic())
     started = time.perf_counter()
     done_cells = writer.n_cells
     for d in range(n_datasets):
@@ -100,7 +100,7 @@ def build_synthetic(n_cells: int, settings: Settings, seed: int = 0) -> Path:
     return store
 
 
-def _insert_dataset(writer: _Writer, shard: Shard, vector: np.ndarray) -> int:
+def _insert_dataset(writer: StoreWriter, shard: Shard, vector: np.ndarray) -> int:
     cur = writer.conn.execute(
         "INSERT OR IGNORE INTO datasets(name, description, source, license, keywords, vector) "
         "VALUES (?, ?, ?, '', '[]', ?)",

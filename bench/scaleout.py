@@ -42,9 +42,10 @@ from scaleout_fixtures import chroma_server
 
 from rebase_core.corpus import list_shards
 from rebase_core.datastore import BuildParams, open_datastore
-from rebase_core.datastore.build import _run_build, _Writer, local_engine
+from rebase_core.datastore.build import _run_build, local_engine
 from rebase_core.datastore.ray_engine import RayEngine, connect_ray
 from rebase_core.datastore.shared import publish_datastore
+from rebase_core.datastore.writer import StoreWriter
 from rebase_core.embed import MiniLMEmbedder
 from rebase_core.retrieval import RetrievalOptions, retrieve, task_vectors
 from rebase_core.settings import Settings
@@ -54,7 +55,7 @@ from rebase_core.task import load_task
 def _build(store: Path, settings, embedder, chosen, params, engine) -> tuple[float, int, float]:
     """(seconds, cells, seconds until the first shard's work arrived)."""
     store.mkdir(parents=True)
-    writer = _Writer(store, settings, embedder)
+    writer = StoreWriter(store, settings, embedder)
     first: list[float] = []
 
     def timed(shards, build_params, emb):

@@ -92,11 +92,11 @@ class _DiesOnRows:
 
 def test_a_build_killed_half_way_resumes(tmp_path, settings, corpus, monkeypatch):
     """A crash after the sidecars and Chroma of a shard were written, before its commit."""
-    from rebase_core.datastore import build as datastore
+    from rebase_core.datastore.writer import StoreWriter
 
     store_dir = tmp_path / "store"
     calls = {"n": 0}
-    real_write = datastore._Writer.write
+    real_write = StoreWriter.write
 
     def crashing_write(self, prepared, dataset_idx, params):
         calls["n"] += 1
@@ -104,10 +104,10 @@ def test_a_build_killed_half_way_resumes(tmp_path, settings, corpus, monkeypatch
             self.conn = _DiesOnRows(self.conn)
         return real_write(self, prepared, dataset_idx, params)
 
-    monkeypatch.setattr(datastore._Writer, "write", crashing_write)
+    monkeypatch.setattr(StoreWriter, "write", crashing_write)
     with pytest.raises(KeyboardInterrupt):
         build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder())
-    monkeypatch.setattr(datastore._Writer, "write", real_write)
+    monkeypatch.setattr(StoreWriter, "write", real_write)
     half = open_datastore(store_dir, settings)
     assert half.n_cells == 9  # only the committed shard counts
     assert half.chroma.count() > 6  # the dead shard's new texts reached Chroma

@@ -137,11 +137,11 @@ class _DiesOnRows:
 
 
 def test_a_ray_build_killed_half_way_resumes(tmp_path, settings, corpus, ray_local, monkeypatch):
-    from rebase_core.datastore import build as datastore
+    from rebase_core.datastore.writer import StoreWriter
 
     store_dir = tmp_path / "store"
     calls = {"n": 0}
-    real_write = datastore._Writer.write
+    real_write = StoreWriter.write
 
     def crashing_write(self, prepared, dataset_idx, params):
         calls["n"] += 1
@@ -149,10 +149,10 @@ def test_a_ray_build_killed_half_way_resumes(tmp_path, settings, corpus, ray_loc
             self.conn = _DiesOnRows(self.conn)
         return real_write(self, prepared, dataset_idx, params)
 
-    monkeypatch.setattr(datastore._Writer, "write", crashing_write)
+    monkeypatch.setattr(StoreWriter, "write", crashing_write)
     with pytest.raises(KeyboardInterrupt):
         build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder(), engine="ray")
-    monkeypatch.setattr(datastore._Writer, "write", real_write)
+    monkeypatch.setattr(StoreWriter, "write", real_write)
     assert open_datastore(store_dir, settings).n_cells == 24  # two shards committed
     report = build_datastore(store_dir, corpus, settings, embedder=HashingEmbedder(), engine="ray")
     assert (report.shards_built, report.shards_already_done) == (2, 2)

@@ -19,16 +19,14 @@ from rebase_core.datastore.build import (
     BUNDLED_ROWS_PER_CONFIG,
     BuildParams,
     BuildReport,
-    PreparedShard,
-    ShardOutcome,
     build_datastore,
     build_job_key,
-    prepare_shard,
     run_build_job,
     start_build_job,
 )
 from rebase_core.datastore.files import FORMAT_VERSION
 from rebase_core.datastore.read import Datastore, StoreStats, open_datastore
+from rebase_core.datastore.writer import PreparedShard, ShardOutcome, StoreWriter, prepare_shard
 
 __all__ = [
     "BUILD_THREADS",
@@ -40,6 +38,7 @@ __all__ = [
     "PreparedShard",
     "ShardOutcome",
     "StoreStats",
+    "StoreWriter",
     "build_datastore",
     "build_job_key",
     "open_datastore",

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from rebase_core.corpus import Shard
-from rebase_core.datastore.build import BuildParams, ShardWork, _EmbedCache
+from rebase_core.datastore.build import BuildParams, ShardWork
+from rebase_core.datastore.writer import EmbedCache
 from rebase_core.embed import Embedder, MiniLMEmbedder
 from rebase_core.errors import InputError
 
@@ -120,11 +121,11 @@ class _EmbedActor:
     one embedding cache for its lifetime (label cells repeat across shards)."""
 
     def __init__(self, embedder: Embedder) -> None:
-        self.cache = _EmbedCache(embedder)
+        self.cache = EmbedCache(embedder)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from rebase_core.corpus import describe
-        from rebase_core.datastore.build import prepare_shard
+        from rebase_core.datastore.writer import prepare_shard
 
         works = []
         for blob in batch["sample"]:
