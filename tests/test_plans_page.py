@@ -44,19 +44,24 @@ def _row(dataset, i, label):
     )
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
+def _make_home(tmp_path, monkeypatch, task, rows):
+    """A workspace whose current task is `task`, with `rows` retrieved and kept."""
     home = tmp_path / "home"
     monkeypatch.setenv("REBASE_HOME", str(home))
     monkeypatch.setenv("REBASE_EMBEDDER", "hash")
     monkeypatch.setenv("REBASE_LLM", "fake")
     ws = Workspace(home / "workspace.sqlite")
-    rec = ws.save_task(TASK)
-    rows = [_row("nli_ds", i, SOURCE_LABELS[i % 3]) for i in range(6)]
-    rows += [_row("other_ds", 10 + i, "entailment") for i in range(2)]
+    rec = ws.save_task(task)
     ws.save_retrieval(rec, "store", {}, "exact", 0.0, rows, list(range(len(rows))))
     ws.set_value("current_task", rec.id)
     return home
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    rows = [_row("nli_ds", i, SOURCE_LABELS[i % 3]) for i in range(6)]
+    rows += [_row("other_ds", 10 + i, "entailment") for i in range(2)]
+    return _make_home(tmp_path, monkeypatch, TASK, rows)
 
 
 def _ws(home):
@@ -235,12 +240,6 @@ DATES = Task(
 
 
 def test_a_multiple_choice_plan_is_edited_with_its_number_of_options(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("REBASE_HOME", str(home))
-    monkeypatch.setenv("REBASE_EMBEDDER", "hash")
-    monkeypatch.setenv("REBASE_LLM", "fake")
-    ws = Workspace(home / "workspace.sqlite")
-    rec = ws.save_task(DATES)
     rows = [
         ScoredRow(
             "calc",
@@ -257,10 +256,9 @@ def test_a_multiple_choice_plan_is_edited_with_its_number_of_options(tmp_path, m
         )
         for i in range(4)
     ]
-    ws.save_retrieval(rec, "store", {}, "exact", 0.0, rows, list(range(len(rows))))
-    ws.set_value("current_task", rec.id)
+    ws = _ws(_make_home(tmp_path, monkeypatch, DATES, rows))
     plan = Plan("calc", "default", "{input}", "ideal", choices=5, distractors=("01/09/2001",))
-    ws.save_plan(rec.id, DATES, check_given(DATES, plan, rows))
+    ws.save_plan(1, DATES, check_given(DATES, plan, rows))
     at = _page()
     suffix = f"calc:default:{plan.version}"
     assert at.number_input(key=f"pl_choices:{suffix}").value == 5
@@ -270,6 +268,6 @@ def test_a_multiple_choice_plan_is_edited_with_its_number_of_options(tmp_path, m
     )
     at.number_input(key=f"pl_choices:{suffix}").set_value(3).run()
     _click(at, "Save plan")
-    (saved,) = [r for r in ws.plans(rec.id, DATES) if r.dataset == "calc"]
+    (saved,) = [r for r in ws.plans(1, DATES) if r.dataset == "calc"]
     assert (saved.plan.choices, saved.plan.distractors) == (3, ("01/09/2001",))
     assert saved.status == "valid" and saved.plan.author == "user"
