@@ -47,17 +47,15 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 
 from rebase_core.bundled import load_presets
+from rebase_core.cli.retriever import add_train_flags, train_config
 from rebase_core.datastore import Datastore, open_datastore
 from rebase_core.embed import Embedder, get_embedder
 from rebase_core.llm import ResponseCache, get_llm
 from rebase_core.retrieval import RetrievalOptions, retrieve
 from rebase_core.retriever import (
-    QueryConfig,
-    RankerConfig,
     RankingSignal,
     RowRef,
     TeacherConfig,
-    TrainConfig,
     collect_rankings,
     evaluate_retriever,
     load_retriever,
@@ -266,10 +264,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="*", help="preset names (default: all)")
     parser.add_argument("--top-n", type=int, default=20)
     parser.add_argument("--heldout-share", type=float, default=0.33)
-    parser.add_argument("--ranker-epochs", type=float, default=2.0)
-    parser.add_argument("--ranker-lr", type=float, default=3e-5)
-    parser.add_argument("--max-length", type=int, default=256, help="ranker tokens")
-    parser.add_argument("--query-epochs", type=int, default=40)
+    add_train_flags(parser, ranker_epochs=2.0)
     parser.add_argument("--encoder-epochs", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -325,15 +320,7 @@ def main() -> None:
 
     out_dir = OUT / "retrievers" / time.strftime("%Y%m%d-%H%M%S")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(
-        ranker=RankerConfig(
-            epochs=args.ranker_epochs,
-            learning_rate=args.ranker_lr,
-            max_length=args.max_length,
-            threads=settings.threads,
-        ),
-        query=QueryConfig(epochs=args.query_epochs, threads=settings.threads),
-    )
+    config = train_config(args, settings.threads)
     info = train_retriever(
         store, train, embedder, out_dir, config, heldout=held, on_progress=printer()
     )

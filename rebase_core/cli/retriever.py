@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ from rebase_core.settings import Settings
 
 if TYPE_CHECKING:
     from rebase_core.datastore import Datastore
-    from rebase_core.retriever import RankingSignal
+    from rebase_core.retriever import RankingSignal, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,14 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.2,
         help="share of the tasks held out when no --heldout is given (with 5+ tasks; 0.2)",
     )
-    train.add_argument("--ranker-epochs", type=float, default=1.0)
-    train.add_argument("--ranker-lr", type=float, default=3e-5, help="default 3e-5")
-    train.add_argument(
-        "--max-length", type=int, default=256, help="tokens the ranker reads (default 256)"
-    )
-    train.add_argument("--query-epochs", type=int, default=40)
-    train.add_argument("--extra-candidates", type=int, default=20, metavar="N")
-    train.add_argument("--no-yield", action="store_true", help="skip yield in held-out figures")
+    add_train_flags(train)
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("eval", help="NDCG and yield of a retriever vs the base")
@@ -82,6 +76,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--retriever", type=Path, help="trained retriever folder")
     group.add_argument("--base", action="store_true", help="back to the base retriever")
     use.set_defaults(handler=_use)
+
+
+def add_train_flags(parser: argparse.ArgumentParser, *, ranker_epochs: float = 1.0) -> None:
+    """The flags that set how a retriever trains, read back by `train_config`: declared once so
+    that `retriever train` and the retriever bench cannot drift apart. The bench trains longer
+    by default (`ranker_epochs`); every other default is the same in both."""
+    parser.add_argument("--ranker-epochs", type=float, default=ranker_epochs)
+    parser.add_argument("--ranker-lr", type=float, default=3e-5, help="default 3e-5")
+    parser.add_argument(
+        "--max-length", type=int, default=256, help="tokens the ranker reads (default 256)"
+    )
+    parser.add_argument("--query-epochs", type=int, default=40)
+    parser.add_argument("--extra-candidates", type=int, default=20, metavar="N")
+    parser.add_argument("--no-yield", action="store_true", help="skip yield in held-out figures")
+
+
+def train_config(
+    args: argparse.Namespace, threads: int, *, heldout_share: float | None = None
+) -> TrainConfig:
+    """The `TrainConfig` that the `add_train_flags` flags in `args` ask for, on `threads`.
+    `heldout_share` is the share of tasks `train_retriever` holds out itself (None: its default,
+    for a caller that gives its own held-out signals, as the bench does)."""
+    from rebase_core.retriever import QueryConfig, RankerConfig, TrainConfig
+
+    config = TrainConfig(
+        ranker=RankerConfig(
+            epochs=args.ranker_epochs,
+            learning_rate=args.ranker_lr,
+            max_length=args.max_length,
+            threads=threads,
+        ),
+        query=QueryConfig(epochs=args.query_epochs, threads=threads),
+        extra_candidates=args.extra_candidates,
+        with_yield=not args.no_yield,
+    )
+    return config if heldout_share is None else replace(config, heldout_share=heldout_share)
 
 
 def _collect(args: argparse.Namespace, settings: Settings) -> int:
@@ -170,37 +200,19 @@ def _open_store_and_signals(
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     from rebase_core.embed import get_embedder
-    from rebase_core.retriever import (
-        QueryConfig,
-        RankerConfig,
-        TrainConfig,
-        read_signals,
-        train_retriever,
-    )
+    from rebase_core.retriever import read_signals, train_retriever
 
     if args.out.exists():
         raise InputError(f"{args.out} already exists; choose another --out folder or delete it.")
     heldout = read_signals(args.heldout) if args.heldout else None
     store, signals = _open_store_and_signals(args, settings)
     try:
-        config = TrainConfig(
-            ranker=RankerConfig(
-                epochs=args.ranker_epochs,
-                learning_rate=args.ranker_lr,
-                max_length=args.max_length,
-                threads=settings.threads,
-            ),
-            query=QueryConfig(epochs=args.query_epochs, threads=settings.threads),
-            extra_candidates=args.extra_candidates,
-            heldout_share=args.heldout_share,
-            with_yield=not args.no_yield,
-        )
         info = train_retriever(
             store,
             signals,
             get_embedder(store.embedder_name, settings.threads),
             args.out,
-            config,
+            train_config(args, settings.threads, heldout_share=args.heldout_share),
             heldout=heldout,
             signal_files=[str(p) for p in args.signals],
             on_progress=stderr_progress(),
