@@ -581,6 +581,37 @@ def test_cli_train_runs_and_prints_the_result(tiny_lm, tmp_path, capsys):
     assert card["config"]["method"] == "full" and card["config"]["threads"] == 1
 
 
+def test_cli_train_leaves_out_the_held_out_split_as_the_app_does(tiny_lm, tmp_path, capsys):
+    """With the task's held-out split on (Evaluate tests on those pairs), `train` leaves them
+    out unless told to include them; with it off, every pair trains, with nothing said."""
+    from rebase_core.heldout_split import is_held_out, set_split
+    from rebase_core.settings import Settings
+
+    pairs = _pairs(16)
+    n_held = sum(is_held_out(p.id) for p in pairs)
+    assert 0 < n_held < 16  # these ids put some pairs on each side
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(p.to_json_dict()) + "\n" for p in pairs))
+    home = tmp_path / "ws"
+    args = ["--workspace", str(home), "train", "--task", str(_write_task(tmp_path / "task.json"))]
+    args += ["--data", str(data), "--student", str(tiny_lm), "--max-steps", "1"]
+    args += ["--max-seq-len", "64"]
+
+    def trained_on(out: str, *extra: str) -> tuple[int, str]:
+        assert main([*args, "--out", str(tmp_path / out), *extra]) == 0
+        captured = capsys.readouterr()
+        return json.loads(captured.out)["n_train"], captured.err
+
+    n_train, err = trained_on("split-off")
+    assert n_train == 16 and "held-out" not in err
+    set_split(Settings(home=home), TASK.name, True)
+    n_train, err = trained_on("split-on")
+    assert n_train == 16 - n_held
+    assert f"{n_held} of 16 pair(s) left out" in err
+    n_train, err = trained_on("split-on-included", "--include-heldout")
+    assert n_train == 16 and "--include-heldout: training on its" in err
+
+
 @pytest.mark.parametrize(
     "case", ["missing task", "bad task", "missing data", "empty data", "only rejected"]
 )

@@ -1,13 +1,19 @@
-"""`train`: fine-tune the student on a pair file (contracts.md)."""
+"""`train`: fine-tune the student on a pair file (contracts.md), less the task's held-out
+split when it is on in the workspace, as the Fine-tune page trains."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rebase_core.cli._common import stderr_progress
 from rebase_core.settings import Settings
+
+if TYPE_CHECKING:
+    from rebase_core.types import Pair
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pair statuses to train on, comma-separated, or 'all' (default: accepted,edited; "
         "records without a status count as accepted)",
     )
+    parser.add_argument(
+        "--include-heldout",
+        action="store_true",
+        help="also train on the pairs of the task's held-out split (by default, when the split "
+        "is on in the workspace, they are left out as the Fine-tune page does: Evaluate tests "
+        "on them)",
+    )
     parser.set_defaults(handler=_train)
 
 
@@ -80,7 +93,9 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
     task = load_task(args.task)
     statuses = None if args.status == "all" else [s.strip() for s in args.status.split(",")]
-    pairs = load_training_pairs(args.data, statuses)
+    pairs = _without_held_out(
+        settings, task.name, load_training_pairs(args.data, statuses), args.include_heldout
+    )
     values = {k: getattr(args, k) for k in _CONFIG_KEYS if getattr(args, k) is not None}
     values.setdefault("threads", settings.threads)
     config = TrainConfig.from_dict(values)
@@ -89,3 +104,29 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(json.dumps(result.to_json_dict(), indent=2))  # noqa: T201 - the command's result
     return 0
+
+
+def _without_held_out(
+    settings: Settings, task_name: str, pairs: list[Pair], include: bool
+) -> list[Pair]:
+    """The pairs less those of the task's held-out split when it is on in the workspace, as the
+    Fine-tune page trains (the Evaluate page scores on them, so a run trained on them would be
+    scored on its own training data); all of them with `include`. Says on stderr what it did
+    whenever the split is on, so the count trained on is never a surprise."""
+    from rebase_core.heldout_split import split_since, training_pairs
+
+    if split_since(settings, task_name) is None:
+        return pairs
+    kept = training_pairs(settings, task_name, pairs)
+    n_held = len(pairs) - len(kept)
+    if include:
+        sys.stderr.write(
+            f"held-out split of task {task_name!r} is on; --include-heldout: training on its "
+            f"{n_held} held-out pair(s) too\n"
+        )
+        return pairs
+    sys.stderr.write(
+        f"held-out split of task {task_name!r}: {n_held} of {len(pairs)} pair(s) left out "
+        "(the Evaluate page tests on them; --include-heldout trains on them too)\n"
+    )
+    return kept
