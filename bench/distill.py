@@ -132,7 +132,17 @@ def rebase_pairs(
     calls = 0
     if mode != "rewrite":
         with timed(times, "plan"):
-            outcomes = plan_datasets(task, rows, teacher, cache=cache)
+            outcomes = plan_datasets(
+                task,
+                rows,
+                teacher,
+                cache=cache,
+                on_progress=lambda p: (
+                    log(f"  planning: {p.done} of {p.total} datasets")
+                    if p.done % 10 == 0 or p.done == p.total
+                    else None
+                ),
+            )
         calls += sum(o.calls for o in outcomes)
         plans = {o.key: o.plan for o in outcomes if o.status == "valid" and o.plan is not None}
         stats["plans"] = outcomes_to_json(outcomes)
