@@ -97,6 +97,9 @@ def test_near_misses_keep_the_answers_format_and_options_are_stable_per_row():
         options,
         index,
     )
+    # The answer is not the only option with a neighbour one near miss away (a decoy pair).
+    with_neighbour = [o for o in options if set(near_misses(o)) & (set(options) - {o})]
+    assert options[index] in with_neighbour and len(with_neighbour) >= 3
     spread = {make_options("04/03/2021", (), fmt, f"row-{i}")[1] for i in range(40)}
     assert len(spread) >= 5  # the right option's place is drawn, not always the same
     assert make_options("x" * 200, (), fmt, "r") is None

@@ -8,10 +8,11 @@ options: the row's own answer among distractors, shuffled, lettered in the examp
 the pair's answer is the letter of the row's answer — still the source's, so the pair stays
 grounded in its row by construction.
 
-Distractors are near misses first (a date a day, a week, a month or a year off, in the answer's
-own format; a number off by one or ten), since options a glance can tell apart teach nothing,
-then other answers of the same dataset (the plan's `distractors`, taken from its rows when it
-was written, so applying a plan depends only on the plan and the row). Which option is right
+Distractors mix near misses (a date a day, a week, a month or a year off, in the answer's own
+format; a number off by one or ten), since options a glance can tell apart teach nothing, and
+other answers of the same dataset (the plan's `distractors`, taken from its rows when it was
+written, so applying a plan depends only on the plan and the row) — one of them with a near
+miss of its own, so the answer is not the one option with a neighbour. Which option is right
 and the order are drawn from the row's id, so a row always gets the same options.
 """
 
@@ -215,14 +216,27 @@ def make_options(
     others = [d for d in distractors if d.strip() and d.strip() != answer]
     rng.shuffle(others)
     want = fmt.count - 1
-    # Half near misses (the answer's neighbours), the rest other answers, then whatever is left.
-    chosen: list[str] = near[: (want + 1) // 2]
-    for pool in (others, near):
-        for text in pool:
-            if len(chosen) >= want:
-                break
-            if text not in chosen and text.strip().lower() != answer.lower():
-                chosen.append(text)
+    taken = {answer.lower()}
+    chosen: list[str] = []
+
+    def take(text: str) -> None:
+        if len(chosen) < want and text.strip().lower() not in taken:
+            chosen.append(text)
+            taken.add(text.strip().lower())
+
+    # One near miss of the answer, and a decoy pair (another answer and its own near miss), so
+    # the answer is not the one option with neighbours (a tell a student would learn); then the
+    # other answers, then the rest of the near misses.
+    if near:
+        take(near[0])
+    for other in others:
+        decoys = near_misses(other)
+        if near and decoys:
+            take(other)
+            take(decoys[rng.randrange(len(decoys))])
+            break
+    for text in [*others, *near[1:]]:
+        take(text)
     if not chosen:
         return None
     options = [answer, *chosen]
