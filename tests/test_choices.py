@@ -88,6 +88,8 @@ def test_near_misses_keep_the_answers_format_and_options_are_stable_per_row():
     # Unpadded days stay unpadded: a lone "April 3" among "April 04"s would give it away.
     assert "March 3, 2021" in near_misses("April 3, 2021")
     assert all(re.fullmatch(r"\w+ [1-9]\d?, \d{4}", d) for d in near_misses("April 3, 2021"))
+    assert "12/07/1937" in near_misses("12/14/1937")  # two-digit parts: padded, as usual
+    assert "6/24/2009" in near_misses("6/25/2009") and "06/24/2009" not in near_misses("6/25/2009")
     assert near_misses("a red car") == []
     fmt = choice_format(DATES)
     options, index = make_options("04/03/2021", ("12/27/2019", "08/13/1999"), fmt, "row-1")

@@ -182,7 +182,7 @@ def near_misses(answer: str) -> list[str]:
     if parsed is not None:
         day, fmt = parsed
         # "April 3" must not sit among "April 04"s: the odd format would give the answer away.
-        unpadded = not re.search(r"\b0\d\b", answer)
+        unpadded = bool(re.search(r"(?<!\d)\d(?!\d)", answer))  # a lone digit: "4/3/2021"
         shifted: list[date | None] = [day + timedelta(days=d) for d in (-1, 1, -7, 7)]
         shifted += [_shift_month(day, m) for m in (-1, 1, -12, 12, -120)]
         for other in shifted:
