@@ -7,9 +7,19 @@ import pytest
 
 MODULES = [
     "rebase_core.corpus",
+    "rebase_core.datastore.readiness",
+    "rebase_core.datastore.sources",
+    "rebase_core.export_options",
+    "rebase_core.heldout_split",
+    "rebase_core.llm.pricing",
+    "rebase_core.readability",
+    "rebase_core.retrieval_runs",
+    "rebase_core.retriever.teacher",
     "rebase_core.task",
     "rebase_core.transform.checks",
-    "rebase_core.llm.pricing",
+    "rebase_core.transform.choices",
+    "rebase_core.transform.plan",
+    "rebase_core.transform.planner",
 ]
 
 

@@ -197,7 +197,7 @@ class InputSkeleton:
 
 
 def input_skeleton(task: Task) -> InputSkeleton:
-    """The examples' shared input shape (see `InputSkeleton`).
+    r"""The examples' shared input shape (see `InputSkeleton`).
 
     >>> from rebase_core.types import Example
     >>> t = Task("t", "i", (Example("Q?\nStory one.\nOptions:\n- Yes\n- No", "Yes"),
