@@ -63,7 +63,7 @@ from rebase_core.llm import Message, Request, ResponseCache, complete_many, get_
 from rebase_core.retrieval import RetrievalOptions, retrieve
 from rebase_core.settings import Settings
 from rebase_core.synthesize import synthesize
-from rebase_core.task import final_answer, load_task
+from rebase_core.task import final_answer, is_chain_of_thought, load_task
 from rebase_core.transform import (
     Plan,
     TransformConfig,
@@ -162,7 +162,10 @@ def rebase_pairs(
     # order just stops paying for rewrites once the plans have filled the set.)
     planned = [r for r in rows if r.key[:2] in plans]
     others = [r for r in rows if r.key[:2] not in plans] if mode != "plan" else []
-    chunks = [planned] if planned else []
+    # A direct-answer task's planned rows cost nothing, so all go at once; a reasoning task's
+    # each cost a rationale call, so they go best first in chunks until the set is full.
+    step = n // 2 if is_chain_of_thought(task.examples) else len(planned)
+    chunks = [planned[i : i + step] for i in range(0, len(planned), step)] if planned else []
     chunks += [others[i : i + n // 2] for i in range(0, len(others), n // 2)]
     done = 0
     with timed(times, "transform"):
