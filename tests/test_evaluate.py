@@ -459,6 +459,36 @@ def test_uploaded_test_sets_are_kept_once_and_the_choices_default_to_an_upload(s
     assert ev.eval_set_choices(settings, "other").default == "upload"
 
 
+def test_the_models_to_evaluate_are_the_tasks_finished_runs_and_the_latest_student(settings):
+    assert ev.model_choices(settings, "sentiment") == ev.ModelChoices({}, {}, ft.DEFAULT_STUDENT)
+
+    def run(name, status, started_at, task="sentiment", student="", origins=None):
+        run_dir = settings.runs_dir / name
+        run_dir.mkdir(parents=True)
+        card = {
+            "status": status,
+            "task": {"name": task},
+            "config": {"student": student} if student else {},
+            "data": {"n_pairs": 1200, "by_origin": origins or {"rebase": 1200}},
+            "started_at": started_at,
+        }
+        (run_dir / "run.json").write_text(json.dumps(card))
+
+    run("old", "done", "2026-01-01", student="tiny-a")
+    run("mixed", "done", "2026-01-02", student="tiny-b", origins={"rebase": 600, "direct": 600})
+    run("failed", "failed", "2026-01-03", student="tiny-c")
+    run("other-task", "done", "2026-01-04", task="other", student="tiny-d")
+    models = ev.model_choices(settings, "sentiment")
+    assert list(models.runs) == ["mixed", "old"]  # finished ones only, newest first
+    assert models.labels == {
+        "mixed": "mixed · mixed · 1,200 pairs",
+        "old": "old · ReBase · 1,200 pairs",
+    }
+    assert models.untrained == "tiny-c"  # the latest run's student, finished or not
+    run("newest", "running", "2026-01-05")  # a run card without a student: the default
+    assert ev.model_choices(settings, "sentiment").untrained == ft.DEFAULT_STUDENT
+
+
 def test_try_it_answers_with_both_students(tiny_lm, tmp_path, settings):
     pairs = [Pair(str(i), f"review {i}", "positive", "rebase", "accepted") for i in range(4)]
     config = ft.TrainConfig(student=str(tiny_lm), max_steps=1, max_seq_len=96, warmup=0)

@@ -6,9 +6,9 @@ SQuAD's normalisation for short answers; `chrf` (character 6-grams, beta 2) for 
 reason ("... so the answer is X") are scored on X. The prompt is `finetune.format_prompt`, the one
 the student was trained with; decoding is greedy.
 
-Modules: `metrics` (scoring one prediction), `run` (generation, `evaluate`, the test sets),
-`compare` (stored reports, the results rows, paired differences), `charts` (the results table and
-chart), `jobs` (the job spec `EvaluateRun` and its handler).
+Modules: `metrics` (scoring one prediction), `run` (generation, `evaluate`, the test sets and
+models offered), `compare` (stored reports, the results rows, paired differences), `charts` (the
+results table and chart), `jobs` (the job spec `EvaluateRun` and its handler).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from rebase_core.evaluate.run import (
     CURATED_CHOICE,
     STOP_MARKERS,
     EvalSetChoices,
+    ModelChoices,
     SideBySide,
     answer_side_by_side,
     eval_set_choices,
@@ -63,6 +64,7 @@ from rebase_core.evaluate.run import (
     generate,
     generate_answer,
     load_test_set,
+    model_choices,
     runs_trained_on,
     store_test_set,
     summarize_scores,
@@ -79,6 +81,7 @@ __all__ = [
     "ComparisonRow",
     "EvalSetChoices",
     "EvaluateRun",
+    "ModelChoices",
     "PairedDifference",
     "SideBySide",
     "answer_side_by_side",
@@ -98,6 +101,7 @@ __all__ = [
     "infer_metric",
     "load_test_set",
     "match_label",
+    "model_choices",
     "normalize_answer",
     "normalize_label",
     "paired_difference",

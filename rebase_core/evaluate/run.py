@@ -1,5 +1,5 @@
 """Running a student on a test set: greedy batched generation, scoring, and the written report;
-the test sets the app offers.
+the test sets and the models the app offers.
 
 `evaluate` is the entry point; its job handler is in `evaluate.jobs`.
 """
@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rebase_core.errors import InputError
+from rebase_core.evaluate.compare import ORIGIN_LABELS
 from rebase_core.evaluate.metrics import bootstrap_ci, infer_metric, score_example
 from rebase_core.finetune import (
+    DEFAULT_STUDENT,
     Student,
     format_prompt,
+    list_runs,
     load_student,
     read_run_card,
     slugify,
@@ -222,6 +225,28 @@ def eval_set_choices(settings: Settings, task_name: str, n_curated: int = 0) -> 
     else:
         default = CURATED_CHOICE if n_curated else "upload"
     return EvalSetChoices(sets, labels, default)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoices:
+    """The models the Evaluate page offers for a task: its finished runs and an untrained one."""
+
+    runs: Mapping[str, RunInfo]  # the task's finished runs by name, newest first
+    labels: Mapping[str, str]  # run name -> how the picker shows it: name, data origin, pairs
+    untrained: str  # the default untrained student: the latest run's, else DEFAULT_STUDENT
+
+
+def model_choices(settings: Settings, task_name: str) -> ModelChoices:
+    """The task's finished runs to evaluate (labelled by data origin and size) and the untrained
+    student to compare them with: the student of the task's latest run, finished or not."""
+    task_runs = list_runs(settings, task_name=task_name)
+    done = {r.name: r for r in task_runs if r.status == "done"}
+    labels = {
+        name: f"{name} · {ORIGIN_LABELS.get(r.origin, r.origin)} · {r.n_train:,} pairs"
+        for name, r in done.items()
+    }
+    untrained = (task_runs[0].student if task_runs else "") or DEFAULT_STUDENT
+    return ModelChoices(done, labels, untrained)
 
 
 def runs_trained_on(runs: Iterable[RunInfo], test_path: Path) -> dict[str, int]:
