@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -55,7 +56,9 @@ elif source == "upload":
         test_path = ev.store_test_set(settings, upload.name, upload.getvalue())
 else:
     typed = st.text_input("Path of a JSONL file", key="ev_path", placeholder="/data/test.jsonl")
-    test_path = Path(typed).expanduser() if typed.strip() else None
+    # os.path.expanduser leaves "~unknown-user/..." as it is (Path.expanduser raises on it), so
+    # the loading below says the file does not exist.
+    test_path = Path(os.path.expanduser(typed)) if typed.strip() else None
 
 n_rows = 0
 if test_path is not None:

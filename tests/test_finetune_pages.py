@@ -260,6 +260,16 @@ def _trained_run(home: Path, tiny_lm: Path) -> Path:
     return result.run_dir
 
 
+def test_evaluate_page_says_a_path_under_an_unknown_users_home_does_not_exist(home):
+    at = _open("evaluate")
+    at.selectbox(key="ev_test").set_value("path").run()
+    # `~name` is the home of user `name`; Path.expanduser raises when there is no such user.
+    at.text_input(key="ev_path").input("~no-such-user-rebase/test.jsonl").run()
+    assert not at.exception, at.exception
+    assert "~no-such-user-rebase/test.jsonl does not exist" in at.error[0].value
+    assert next(b for b in at.button if b.label == "Evaluate").disabled
+
+
 @pytest.mark.slow
 def test_evaluate_page_runs_jobs_shows_results_predictions_and_try_it(home, tiny_lm, tmp_path):
     run_dir = _trained_run(home, tiny_lm)
