@@ -164,3 +164,24 @@ def test_the_planner_writes_a_choices_plan_and_rationales_end_in_the_rows_letter
         letter = re.search(r"answer is (\([A-F]\))", pair.output).group(1)
         assert f"{letter} {row.row['ideal']}" in pair.input.splitlines()
         assert pair.method == "rationale" and pair.source.plan == plan.version
+
+
+def test_rows_that_list_their_own_options_keep_them_and_answer_in_the_tasks_letter_form():
+    rows = [
+        _row(i, f"Next in 2, 4, {2 * i + 6}, _? (A) {2 * i + 8} (B) 1 (C) 0", letter, "series")
+        for i, letter in enumerate(["A", "[A]", "(A).", "A"])
+    ]
+
+    def teacher(call):
+        if call.json_schema:
+            return json.dumps({"input": "input", "answer_field": "ideal", "fits": True})
+        answer = call.prompt.split("Correct final answer: ", 1)[1].split("\n", 1)[0]
+        return f"Add two each time. So the answer is {answer}."
+
+    outcome = plan_dataset(DATES, rows, FakeLLM(teacher))
+    assert outcome.status == "valid", outcome.reason
+    assert outcome.plan.choices == 0 and outcome.plan.distractors == ()
+    made = apply_plan(outcome.plan, DATES, rows[1].row, "1")
+    assert (made.input, made.output) == (rows[1].row["input"], "(A)")  # "[A]" in the task's form
+    worded = apply_plan(outcome.plan, DATES, {"input": "Q?", "ideal": "12/01/2000"}, "9")
+    assert "not a letter" in worded.skipped

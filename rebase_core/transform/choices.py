@@ -119,6 +119,16 @@ def choice_format(task: Task) -> ChoiceFormat | None:
     return ChoiceFormat(header, open_, close, count, answer_open, answer_close)
 
 
+def letter_index(answer: str) -> int | None:
+    """The option an answer names when it is a bare letter ("D", "(D)", "[D]", "D."), else None.
+
+    >>> [letter_index(a) for a in ("D", "(b)", "[C].", "Dog")]
+    [3, None, 2, None]
+    """
+    m = re.fullmatch(r"[(\[]?([A-Z])[)\]]?\.?", answer.strip())
+    return ord(m.group(1)) - 65 if m else None
+
+
 def without_options(task: Task) -> Task:
     """The task with each example's options block (and its header) cut from the input: the
     shape a row's own fields fill, the options being code's."""

@@ -33,6 +33,7 @@ from rebase_core.transform.checks import input_markers, is_classification, label
 from rebase_core.transform.choices import (
     MAX_OPTION_CHARS,
     choice_format,
+    letter_index,
     make_options,
     render_options,
     without_options,
@@ -343,7 +344,8 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
     source = answer_text(fields[plan.output_field])
     if not source:
         return PlannedRow(row_id, skipped=f"empty field {plan.output_field!r}")
-    if plan.choices:
+    fmt = choice_format(task)
+    if plan.choices or fmt is not None:
         return _with_options(plan, task, row_id, text, source)
     output = source
     labels = task_labels(task)
@@ -360,15 +362,27 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
 
 
 def _with_options(plan: Plan, task: Task, row_id: str, text: str, answer: str) -> PlannedRow:
-    """A multiple-choice plan's pair: the options (the row's answer among distractors) after
-    the input, the answer's letter as the output (see `choices`)."""
+    """A pair for a lettered multiple-choice task (see `choices`). With `plan.choices` the
+    options (the row's answer among distractors) follow the input and the output is the
+    answer's letter; without, the row lists its own options and answers with a letter ("D",
+    "[D]"), which becomes the task's form ("(D)")."""
     fmt = choice_format(task)
     if fmt is None:
         return PlannedRow(row_id, skipped="the task's inputs list no lettered options")
-    if re.fullmatch(r"\(?[A-Z]\)?\.?", answer):
+    letter = letter_index(answer)
+    if not plan.choices:
+        if letter is None:
+            return PlannedRow(
+                row_id,
+                skipped=f"answer {answer!r:.40}: not a letter; the task answers with one "
+                "(give the plan 'choices' to list the answer among options)",
+                source_value=answer,
+            )
+        return PlannedRow(row_id, input=text, output=fmt.answer(letter), source_value=answer)
+    if letter is not None:
         return PlannedRow(
             row_id,
-            skipped=f"answer {answer!r}: a letter of the row's own options, not an answer to list",
+            skipped=f"answer {answer!r}: a letter of the row's own options (set 'choices' to 0)",
             source_value=answer,
         )
     if len(answer) > MAX_OPTION_CHARS or "\n" in answer:
@@ -414,7 +428,7 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
     problems: list[str] = []
     warnings: list[str] = []
     # A multiple-choice plan's options are code's: the examples' options header is not a field.
-    markers = input_markers(without_options(task) if plan.choices else task)
+    markers = input_markers(without_options(task))  # (the same task unless multiple-choice)
     if plan.choices and choice_format(task) is None:
         problems.append(
             "the plan makes lettered options, but the task's example inputs list none: "

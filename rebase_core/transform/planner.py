@@ -28,7 +28,12 @@ from dataclasses import dataclass, field, replace
 
 from rebase_core.llm import LLM, Message, Request, ResponseCache, complete_many
 from rebase_core.transform.checks import input_markers
-from rebase_core.transform.choices import choice_format, distractor_pool, without_options
+from rebase_core.transform.choices import (
+    choice_format,
+    distractor_pool,
+    letter_index,
+    without_options,
+)
 from rebase_core.transform.parse import first_json_object
 from rebase_core.transform.plan import (
     DROP,
@@ -457,13 +462,16 @@ class _Planner:
         choices = 0
         distractors: tuple[str, ...] = ()
         if self.choices is not None:
-            choices = self.choices.count
-            distractors = distractor_pool(
-                [
-                    answer_text(row_fields(r.row, self.markers).get(draft.output, ""))
-                    for r in self.rows
-                ]
-            )
+            answers = [
+                answer_text(row_fields(r.row, self.markers).get(draft.output, ""))
+                for r in self.rows
+            ]
+            # Rows that list their own options and answer with a letter keep them; the others
+            # get options made from their answer.
+            lettered = sum(letter_index(a) is not None for a in answers if a)
+            if lettered * 2 <= sum(1 for a in answers if a):
+                choices = self.choices.count
+                distractors = distractor_pool(answers)
         return Plan(
             dataset=self.rows[0].dataset,
             config=self.rows[0].config,
