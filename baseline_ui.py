@@ -1,5 +1,7 @@
-"""The baseline launcher of the Compare page: direct generation or SELF-GUIDE as a background
-pair run (widgets only; the launch is one `runs.start_pair_run` call)."""
+"""The baseline runs of the Compare page: the newest one's job (followed live, resumable when it
+failed or was cancelled) and the launcher of a new one, direct generation or SELF-GUIDE as a
+background pair run (widgets only; the launch is one `runs.start_pair_run` call, the resume one
+`runs.resume_pair_run` call)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,41 @@ from rebase_core.synthesize import (
 if TYPE_CHECKING:
     from rebase_core.diversity import BaselineRuns
     from rebase_core.settings import Settings
-    from rebase_core.workspace import TaskRecord, Workspace
+    from rebase_core.workspace import PairRun, TaskRecord, Workspace
 
 METHOD_NAMES = {"direct": "Direct generation", "self-guide": "SELF-GUIDE"}
+
+
+@st.fragment(run_every="2s")
+def _job_monitor(settings: Settings, run: PairRun) -> None:
+    """Live progress of the baseline job; reruns the page when it finishes."""
+    job = runs.pair_run_job(settings, run)
+    if job is None:
+        return
+    ui.job_panel(job, label=f"Baseline run ({run.kind})")
+    if not job.is_active:
+        st.rerun()
+
+
+def latest_run(ws: Workspace, settings: Settings, baseline_runs: BaselineRuns) -> bool:
+    """The job of the task's newest baseline run: followed live while it runs, else its last
+    state, with a button to resume it when it failed or was cancelled. True while it runs (one
+    baseline run at a time per task: the launcher waits)."""
+    newest = baseline_runs.newest
+    job = runs.pair_run_job(settings, newest) if newest is not None else None
+    if newest is None or job is None:
+        return False
+    if job.is_active:
+        _job_monitor(settings, newest)
+        return True
+    ui.job_panel(job, label=f"Last baseline run ({newest.kind})")
+    if job.state in ("failed", "cancelled") and st.button(
+        "Resume it", key="cmp_resume", icon=":material/replay:"
+    ):
+        with ui.shown_errors():
+            runs.resume_pair_run(settings, ws, newest)
+        st.rerun()
+    return False
 
 
 def launcher(
@@ -35,7 +69,8 @@ def launcher(
     busy: bool,
 ) -> None:
     """Method, size, seed and settings of a baseline run, its estimate, and the launch button
-    (disabled while a baseline run of the task is `busy`)."""
+    (disabled while a baseline run of the task is `busy`); then the toast of the run it started
+    (the launch reruns the page)."""
     with st.expander(
         "Launch a baseline run", expanded=not baseline_runs, icon=":material/rocket_launch:"
     ):
@@ -127,3 +162,5 @@ def launcher(
                 f"Started run #{run_id}: {n} {method} pairs with {spec}."
             )
             st.rerun()
+    if "cmp_toast" in st.session_state:
+        st.toast(st.session_state.pop("cmp_toast"))
