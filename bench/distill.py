@@ -315,6 +315,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--test", type=int, default=300)
     parser.add_argument(
+        "--max-seq-len", type=int, default=384, help="training sequence length (tokens)"
+    )
+    parser.add_argument(
+        "--no-prompt-examples",
+        action="store_true",
+        help="train (and so evaluate) without the task's examples in the prompt: SQuAD's "
+        "three contexts make every prompt ~730 tokens, which 384 would cut from the start",
+    )
+    parser.add_argument(
         "--losses",
         nargs="+",
         choices=["full-text", "completion-only"],
@@ -457,10 +466,20 @@ def main() -> None:
                     # Run folders and labels of the paper's one epoch keep their earlier names.
                     ep = "" if epochs == 1 else f"-e{epochs:g}"
                     set_name = set_names[method]  # "rebase-plan" for a plan-only ReBase set
+                    # Runs at the defaults keep their earlier names; others say how they differ.
+                    prompt = ("-zs" if args.no_prompt_examples else "") + (
+                        f"-len{args.max_seq_len}" if args.max_seq_len != 384 else ""
+                    )
+                    ep += prompt
                     run_dir = (
                         models_dir / f"run-{set_name}-{len(pairs)}{'-col' if only else ''}{ep}"
                     )
-                    config = TrainConfig(max_seq_len=384, completion_only_loss=only, epochs=epochs)
+                    config = TrainConfig(
+                        max_seq_len=args.max_seq_len,
+                        completion_only_loss=only,
+                        epochs=epochs,
+                        with_examples=not args.no_prompt_examples,
+                    )
                     label = f"{method} {loss}{ep.replace('-e', ' ep')}"
                     with timed(times, f"train {label}"):
                         finetune(task, pairs, run_dir, config, settings=settings)
@@ -543,7 +562,13 @@ def paired_gaps(tasks: list[str]) -> None:
             if not key.startswith("rebase-"):
                 continue
             setting = re.sub(r"^rebase-(?:plan-|rewrite-)?", "", key)
-            for other in ("direct", "self-guide", "untrained_few-shot", "teacher_few-shot"):
+            for other in (
+                "direct",
+                "self-guide",
+                "untrained_zero-shot",
+                "untrained_few-shot",
+                "teacher_few-shot",
+            ):
                 theirs = reports.get(other if "_" in other else f"{other}-{setting}")
                 if theirs is None:
                     continue
