@@ -697,3 +697,15 @@ def test_train_job_in_a_real_background_process_cancels_and_resumes(tiny_lm, tmp
     assert done.result["global_step"] == 60  # the second job resumed the same run
     steps = [r["step"] for r in ft.read_progress(out_dir)]
     assert steps == list(range(1, 61))
+
+
+def test_a_student_path_under_an_unknown_users_home_is_a_clear_error(settings):
+    """Path.expanduser raises RuntimeError for '~nosuchuser/...'; the user gets the usual
+    'neither a preset nor a folder' InputError instead of a traceback."""
+    from rebase_core.errors import InputError
+    from rebase_core.finetune.student import load_student, resolve_student
+
+    with pytest.raises(InputError, match="nosuchuser"):
+        resolve_student("~nosuchuser-rebase/model", settings)
+    with pytest.raises(InputError):
+        load_student("~nosuchuser-rebase/model", settings=settings)

@@ -6,6 +6,7 @@ A trained LoRA adapter is merged into its base on load; torch device and threads
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ def resolve_student(spec: str, settings: Settings | None) -> Path:
         from rebase_core.assets import smollm2_hf_dir
 
         return smollm2_hf_dir(settings.models_dir)
-    path = Path(spec).expanduser()
+    path = Path(os.path.expanduser(spec))  # Path.expanduser raises for '~nosuchuser'
     if (path / "config.json").is_file():
         return path.resolve()
     raise InputError(
@@ -73,7 +74,7 @@ def load_student(
 
     set_threads(threads if threads is not None else settings.threads if settings else 1)
     spec = str(model_dir_or_spec)
-    path = Path(spec).expanduser()
+    path = Path(os.path.expanduser(spec))
     card: dict[str, Any] = {}
     run_dir = None
     if (path / "run.json").is_file():
