@@ -164,6 +164,8 @@ def test_the_planner_writes_a_choices_plan_and_rationales_end_in_the_rows_letter
         letter = re.search(r"answer is (\([A-F]\))", pair.output).group(1)
         assert f"{letter} {row.row['ideal']}" in pair.input.splitlines()
         assert pair.method == "rationale" and pair.source.plan == plan.version
+    rationale_calls = [c for c in llm.history if not c.json_schema]
+    assert rationale_calls and {c.max_tokens for c in rationale_calls} == {96}  # not 400
 
 
 def test_rows_that_list_their_own_options_keep_them_and_answer_in_the_tasks_letter_form():
@@ -185,3 +187,11 @@ def test_rows_that_list_their_own_options_keep_them_and_answer_in_the_tasks_lett
     assert (made.input, made.output) == (rows[1].row["input"], "(A)")  # "[A]" in the task's form
     worded = apply_plan(outcome.plan, DATES, {"input": "Q?", "ideal": "12/01/2000"}, "9")
     assert "not a letter" in worded.skipped
+
+
+def test_a_rationale_may_be_as_long_as_twice_the_examples_reasoning():
+    from rebase_core.transform.planned import rationale_budget
+
+    longest = max(len(e.output) for e in DATES.examples)
+    assert rationale_budget(DATES, TransformConfig(max_tokens=400)) == max(96, longest // 2)
+    assert rationale_budget(DATES, TransformConfig(max_tokens=50)) == 50  # the config caps it

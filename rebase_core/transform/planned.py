@@ -30,11 +30,19 @@ Here is a new input and its correct final answer.
 Input: {input}
 Correct final answer: {answer}
 
-Write the output for this input the way the examples write theirs: reason step by step, then end \
-with the final answer exactly as the examples state it ("So the answer is {answer}."). Reply with \
-the output only."""
+Write the output for this input the way the examples write theirs: reason step by step, as \
+briefly as the examples do, then end with the final answer exactly as the examples state it ("So \
+the answer is {answer}."). Reply with the output only."""
 
 RATIONALE_VERSION = prompt_version(RATIONALE_TEMPLATE)
+
+
+def rationale_budget(task: Task, config: TransformConfig) -> int:
+    """Tokens a rationale may take: twice the longest example output (~4 characters a token),
+    at least 96, at most the config's. A weak teacher given 400 tokens rambled past them
+    without concluding (a mismatch, asked again): half its calls' time on BBH."""
+    longest = max((len(e.output) for e in task.examples), default=0)
+    return min(config.max_tokens, max(96, 2 * longest // 4))
 
 
 @dataclass
@@ -70,7 +78,7 @@ def _rationale_request(
         key=key,
         messages=(Message("user", prompt),),
         temperature=config.temperature,
-        max_tokens=config.max_tokens,
+        max_tokens=rationale_budget(task, config),
         sample=sample,
     )
 
