@@ -5,6 +5,9 @@ template over the row's fields with the fixed text of the task's format ("Premis
 the field that holds the answer, and — for label tasks — a map from the source's label values to
 the task's labels (values the task has no label for are dropped). Applying a plan is pure string
 work (`apply_plan`), so it is grounded in its row by construction and costs nothing per row.
+For a lettered multiple-choice task, code writes the options from the row's answer
+(`choices.py`; `Plan.choices`), or keeps a row's own options and puts its letter in the task's
+form.
 
 A row's *fields* are its columns plus, for a cell written as "Marker: text" lines
 ("Premise: …\\nHypothesis: …", as many BIG-bench inputs are), one sub-field per marker, named
