@@ -166,10 +166,18 @@ def rebase_pairs(
     # each cost a rationale call, so they go best first in chunks until the set is full.
     step = n // 2 if is_chain_of_thought(task.examples) else len(planned)
     chunks = [planned[i : i + step] for i in range(0, len(planned), step)] if planned else []
-    chunks += [others[i : i + n // 2] for i in range(0, len(others), n // 2)]
+    # Rewrites cost a call a row: each chunk is twice what the set still lacks (many rewrites
+    # fail: ungrounded, off-format), at most n/2 rows, at least 10.
     done = 0
+    balanced: list[Pair] = []
     with timed(times, "transform"):
-        for chunk in chunks:
+        while chunks or done - len(planned) < len(others):
+            if chunks:
+                chunk = chunks.pop(0)
+            else:
+                start = done - len(planned)
+                size = min(n // 2, max(10, 2 * (n - len(balanced))))
+                chunk = others[start : start + size]
             result = transform(
                 task,
                 chunk,
