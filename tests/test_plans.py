@@ -234,6 +234,17 @@ def test_a_span_task_rejects_answers_that_are_not_in_the_input():
     assert any("copied from its input" in p for p in check_plan(wrong, QA, rows).problems)
     right = Plan("ds", "default", "Context: {passage}\nQuestion: {query}", "answer")
     assert check_plan(right, QA, rows).ok
+    # A multiple-choice source's letters are "in" any text, but they are no spans (logiqa's
+    # answers "D" passed for SQuAD's), and neither is a piece of a word.
+    lettered = [
+        {"passage": f"Bob is {i}. (A) yes (B) no (C) maybe (D) never", "q": "Age?", "key": "D"}
+        for i in range(4)
+    ]
+    letters = Plan("ds", "default", "Context: {passage}\nQuestion: {q}", "key")
+    assert any("copied from its input" in p for p in check_plan(letters, QA, lettered).problems)
+    pieces = [{"passage": f"Bobby is {i}.", "q": "Who?", "who": "Bob"} for i in range(4)]
+    piece = Plan("ds", "default", "Context: {passage}\nQuestion: {q}", "who")
+    assert not check_plan(piece, QA, pieces).ok
 
 
 def test_applying_a_plan_is_fast():

@@ -513,7 +513,7 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
         e.output.strip() and e.output.strip().lower() in e.input.lower() for e in task.examples
     )
     if spans and kept and not problems:
-        inside = sum(s.output.strip().lower() in s.input.lower() for s in kept)
+        inside = sum(_is_span(s.output, s.input) for s in kept)
         if inside * 2 < len(kept):
             problems.append(
                 f"every example's answer is copied from its input, but only {inside} of "
@@ -524,6 +524,19 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
     if kept and sorted(len(s.input) for s in kept)[len(kept) // 2] > 4 * longest + 500:
         warnings.append("the planned inputs are much longer than the examples' inputs")
     return PlanCheck(tuple(problems), tuple(warnings), samples)
+
+
+def _is_span(answer: str, text: str) -> bool:
+    """Whether an answer is a span of the text: whole words, and not a bare option letter (a
+    letter answer "D" is "in" any text; logiqa's letters passed for SQuAD spans).
+
+    >>> [_is_span(a, "Paris is in France (D) ok") for a in ("france", "D", "ari", "is in")]
+    [True, False, False, True]
+    """
+    answer = answer.strip()
+    if not answer or letter_index(answer) is not None:
+        return False
+    return re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", text, re.IGNORECASE) is not None
 
 
 PLAN_USES = ("plan", "rewrite", "skip")  # what is done with a dataset's rows
