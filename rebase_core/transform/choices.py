@@ -88,13 +88,17 @@ def choice_format(task: Task) -> ChoiceFormat | None:
     """
     if not task.examples:
         return None
-    styles, headers, counts, option_sets, answers = set(), set(), Counter[int](), set(), set()
+    styles: set[tuple[str, str]] = set()  # (open, close) of every option letter
+    headers: set[str] = set()
+    answers: set[tuple[str, str]] = set()  # (open, close) of every final answer's letter
+    option_sets: set[tuple[str, ...]] = set()
+    counts = Counter[int]()
     for example in task.examples:
         found = _options_block(example.input)
         if found is None:
             return None
         start, block = found
-        styles.add(tuple((b[0], b[2]) for b in block))
+        styles.update((b[0], b[2]) for b in block)
         lines = example.input.strip().splitlines()
         headers.add(
             lines[start - 1].strip() if start and lines[start - 1].strip().endswith(":") else ""
@@ -106,15 +110,11 @@ def choice_format(task: Task) -> ChoiceFormat | None:
         if not m or ord(m.group(2)) - 65 >= len(block):
             return None
         answers.add((m.group(1), m.group(3)))
-    if len({s for style in styles for s in style}) != 1 or len(headers) != 1 or len(answers) != 1:
+    if len(styles) != 1 or len(headers) != 1 or len(answers) != 1:
         return None
     if len(option_sets) == 1:
         return None  # the same options everywhere: a label task ("(A) Yes / (B) No")
-    (open_, close), (header,), ((answer_open, answer_close),) = (
-        next(iter(styles))[0],
-        headers,
-        answers,
-    )
+    ((open_, close),), (header,), ((answer_open, answer_close),) = styles, headers, answers
     count = max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]
     return ChoiceFormat(header, open_, close, count, answer_open, answer_close)
 

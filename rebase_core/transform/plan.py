@@ -35,6 +35,7 @@ from rebase_core.task import final_answer
 from rebase_core.transform.checks import input_markers, is_classification, label_of
 from rebase_core.transform.choices import (
     MAX_OPTION_CHARS,
+    ChoiceFormat,
     choice_format,
     letter_index,
     make_options,
@@ -349,7 +350,7 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
         return PlannedRow(row_id, skipped=f"empty field {plan.output_field!r}")
     fmt = choice_format(task)
     if plan.choices or fmt is not None:
-        return _with_options(plan, task, row_id, text, source)
+        return _with_options(plan, fmt, row_id, text, source)
     output = source
     labels = task_labels(task)
     if labels or plan.label_map:
@@ -364,12 +365,13 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
     return PlannedRow(row_id, input=text, output=output, source_value=source)
 
 
-def _with_options(plan: Plan, task: Task, row_id: str, text: str, answer: str) -> PlannedRow:
+def _with_options(
+    plan: Plan, fmt: ChoiceFormat | None, row_id: str, text: str, answer: str
+) -> PlannedRow:
     """A pair for a lettered multiple-choice task (see `choices`). With `plan.choices` the
     options (the row's answer among distractors) follow the input and the output is the
     answer's letter; without, the row lists its own options and answers with a letter ("D",
-    "[D]"), which becomes the task's form ("(D)")."""
-    fmt = choice_format(task)
+    "[D]"), which becomes the task's form ("(D)"). `fmt`: the task's `choice_format`."""
     if fmt is None:
         return PlannedRow(row_id, skipped="the task's inputs list no lettered options")
     letter = letter_index(answer)
