@@ -47,6 +47,7 @@ from rebase_core.types import Task
 DROP = "drop"  # a label-map value: rows with this source label make no pair
 PLAN_AUTHORS = ("llm", "rule", "user")
 MAX_INPUT_CHARS = 6000  # a planned input longer than this is skipped (and flagged)
+NOT_SPAN = "not in the input (the task's answers are spans of it)"  # why such a row is skipped
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _LINE_MARKER = re.compile(r"(?:^|\n)[ \t]*([A-Z][\w ()/-]{0,30}?):[ \t]*")
@@ -352,6 +353,12 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
     if plan.choices or fmt is not None:
         return _with_options(plan, fmt, row_id, text, source)
     output = source
+    if is_extractive(task) and not is_span(source, text):
+        return PlannedRow(
+            row_id,
+            skipped=f"answer {source!r:.40}: {NOT_SPAN}",
+            source_value=source,
+        )
     labels = task_labels(task)
     if labels or plan.label_map:
         value = label_value(source)
@@ -497,6 +504,15 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
             )
     samples = tuple(apply_plan(plan, task, r, str(i)) for i, r in enumerate(rows))
     kept = [s for s in samples if s.ok]
+    # An extractive task's rows whose answer is not a span of the input make no pair; a plan
+    # that loses most rows so has the wrong answer field.
+    outside = sum(s.skipped.endswith(NOT_SPAN) for s in samples)
+    if outside > len(kept) and not problems:
+        problems.append(
+            f"every example's answer is copied from its input, but only {len(kept)} of "
+            f"{len(kept) + outside} planned answers occur in their planned input: "
+            f"{plan.output_field!r} does not hold answers of this kind"
+        )
     if not problems and not kept:
         reasons = Counter(s.skipped for s in samples).most_common(2)
         problems.append(
@@ -511,28 +527,28 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
             warnings.append(
                 f"on the sample rows the plan gives no {', '.join(map(repr, absent))} pair"
             )
-    spans = not labels and all(
-        e.output.strip() and e.output.strip().lower() in e.input.lower() for e in task.examples
-    )
-    if spans and kept and not problems:
-        inside = sum(_is_span(s.output, s.input) for s in kept)
-        if inside * 2 < len(kept):
-            problems.append(
-                f"every example's answer is copied from its input, but only {inside} of "
-                f"{len(kept)} planned answers occur in their planned input: {plan.output_field!r} "
-                "does not hold answers of this kind"
-            )
     longest = max(len(e.input) for e in task.examples)
     if kept and sorted(len(s.input) for s in kept)[len(kept) // 2] > 4 * longest + 500:
         warnings.append("the planned inputs are much longer than the examples' inputs")
     return PlanCheck(tuple(problems), tuple(warnings), samples)
 
 
-def _is_span(answer: str, text: str) -> bool:
+@functools.lru_cache(maxsize=256)
+def is_extractive(task: Task) -> bool:
+    """Whether the task copies its answers from its input (extractive QA): no labels, no
+    lettered options, and every example's answer is a span of its input."""
+    return (
+        not task_labels(task)
+        and choice_format(task) is None
+        and all(is_span(e.output, e.input) for e in task.examples)
+    )
+
+
+def is_span(answer: str, text: str) -> bool:
     """Whether an answer is a span of the text: whole words, and not a bare option letter (a
     letter answer "D" is "in" any text; logiqa's letters passed for SQuAD spans).
 
-    >>> [_is_span(a, "Paris is in France (D) ok") for a in ("france", "D", "ari", "is in")]
+    >>> [is_span(a, "Paris is in France (D) ok") for a in ("france", "D", "ari", "is in")]
     [True, False, False, True]
     """
     answer = answer.strip()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,8 @@ from rebase_core.transform.plan import (
     PlanCheck,
     answer_text,
     check_plan,
+    is_extractive,
+    is_span,
     label_value,
     observed_values,
     row_fields,
@@ -232,6 +235,68 @@ def _slot_key(marker: str) -> str:
     return marker.rstrip(":").strip() or "input"
 
 
+def _related(a: str, b: str) -> bool:
+    """Whether two fields overlap: the same, or one a `column[Marker]` part of the other."""
+    return a == b or a.startswith(b + "[") or b.startswith(a + "[")
+
+
+def _answer_and_host(
+    fields: Sequence[str], samples: Sequence[Mapping[str, str]]
+) -> tuple[str, str] | None:
+    """The (answer, host) fields of `_Planner.span_rule`: the answer a short whole-word span of
+    the host in most sample rows (at least 2). The most such rows wins; then a host's part
+    over the whole (`input[Passage]` over `input`); then the widest host (a context over a
+    question that names the answer).
+
+    >>> rows = [{"q": f"Who is {n}?", "a": n, "p": f"{n} is here now."} for n in ("Ann", "Bo")]
+    >>> _answer_and_host(["p", "q", "a"], rows)
+    ('a', 'p')
+    """
+    found: dict[tuple[str, str], int] = {}
+    for answer in fields:
+        for host in fields:
+            if _related(answer, host):
+                continue
+            hits = 0
+            for row in samples:
+                value, text = answer_text(row.get(answer, "")), row.get(host, "")
+                hits += bool(value) and 2 * len(value) <= len(text) and is_span(value, text)
+            if hits >= 2 and 2 * hits > len(samples):
+                found[answer, host] = hits
+    if not found:
+        return None
+    most = max(found.values())
+    best = [k for k, n in found.items() if n == most]
+    parts = [(a, h) for a, h in best if not any(o != h and o.startswith(h + "[") for _, o in best)]
+    return max(parts, key=lambda k: sum(len(row.get(k[1], "")) for row in samples))
+
+
+def _shape_distance(wanted: Sequence[str], values: Sequence[str]) -> float | None:
+    """How unlike a field's values are a marker's example values: the gap in the share that
+    are questions (end in "?") plus the gap in log length; None when the shares differ by more
+    than half or the field is mostly empty.
+
+    >>> _shape_distance(["Who won?"], ["What is it?", "Why?"]) is not None
+    True
+    >>> _shape_distance(["Who won?"], ["The cat sat.", "It rains."]) is None
+    True
+    """
+    filled = [v.strip() for v in values if v.strip()]
+    if not wanted or 2 * len(filled) < len(values) or not filled:
+        return None
+
+    def share(texts: Sequence[str]) -> float:
+        return sum(t.strip().endswith("?") for t in texts) / len(texts)
+
+    def words(texts: Sequence[str]) -> float:
+        return math.log(1 + sorted(len(t.split()) for t in texts)[len(texts) // 2])
+
+    gap = abs(share(wanted) - share(filled))
+    if gap > 0.5:
+        return None
+    return gap + 0.25 * abs(words(wanted) - words(filled))
+
+
 class _Planner:
     """Plans one dataset's rows (see `plan_dataset`)."""
 
@@ -289,6 +354,8 @@ class _Planner:
             named = [f for f in self.fields if _field_label(f) == want]
             if named:
                 draft.slots[marker] = named[0]
+        if is_extractive(self.task) and self.span_rule(draft):
+            return draft
         # The retrieval's best-matching output cell is where the answer most often is.
         by_score = Counter(r.output_column for r in self.rows if r.output_column in self.fields)
         if by_score:
@@ -314,6 +381,48 @@ class _Planner:
                 draft.slots["input"] = inputs.most_common(1)[0][0]
                 draft.weak = True  # an LLM, when there is one, still says whether it fits
         return draft
+
+    def span_rule(self, draft: _Draft) -> bool:
+        """An extractive task's plan from the rows' structure (fills `draft`; False when the
+        rows show none): the answer field is one whose value is a whole-word span of another
+        field (its host) in most sample rows, the host fills the marker whose example values
+        hold the examples' answers (the context), and every other marker takes the free field
+        shaped most like its example values (questions end in "?"). Asked, the 1.5B teacher
+        found that nothing fits a Quoref row and took question fields for answers."""
+        if "input" in self.skeleton.slots or not self.skeleton.slots:
+            return False
+        found = _answer_and_host(self.fields, self.sample_fields)
+        if found is None:
+            return False
+        answer, host = found
+        examples = [row_fields({"input": e.input}, self.markers) for e in self.task.examples]
+        wanted = {
+            m: [f.get(f"input[{_slot_key(m)}]", "") for f in examples] for m in self.skeleton.slots
+        }
+        holds = {
+            m: sum(is_span(e.output, v) for e, v in zip(self.task.examples, wanted[m], strict=True))
+            for m in wanted
+        }
+        context = max(wanted, key=lambda m: (holds[m], sum(len(v) for v in wanted[m])))
+        slots = {context: host} if context not in draft.slots else {}
+        taken = {answer, host, *draft.slots.values(), *slots.values()}
+        free = [f for f in self.fields if not any(_related(f, t) for t in taken)]
+        for marker in self.skeleton.slots:
+            if marker in draft.slots or marker in slots:
+                continue
+            values = [[s.get(f, "") for s in self.sample_fields] for f in free]
+            ranked = sorted(
+                (d, f)
+                for f, v in zip(free, values, strict=True)
+                if (d := _shape_distance(wanted[marker], v)) is not None
+            )
+            if not ranked:
+                return False
+            slots[marker] = ranked[0][1]
+            free = [f for f in free if not _related(f, ranked[0][1])]
+        draft.slots.update(slots)
+        draft.output = answer
+        return True
 
     # -- the LLM's choices
     def field_choices(self, draft: _Draft, note: str) -> dict[str, list[str]]:
