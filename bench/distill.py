@@ -118,10 +118,15 @@ def rebase_pairs(
     mode: str,
     stats: dict[str, object],
     pool: int = 3,
+    checkpoint: Path | None = None,
 ) -> list[Pair]:
     """Retrieve, transform the best rows until there are enough pairs, then do what a curator
     would with the label chart: keep an even share of each label (label tasks only), as far as
-    pool*n rows provide them. In auto/plan mode every dataset among those rows is planned first."""
+    pool*n rows provide them. In auto/plan mode every dataset among those rows is planned first.
+
+    `checkpoint` (committed, like the sets): the plans, the pairs so far and the rows already
+    tried, written after each chunk, so a run on a fresh machine (no LLM cache) goes on from
+    there instead of paying the teacher again."""
     store = open_datastore(settings.default_store, settings)
     embedder = get_embedder(store.embedder_name, settings.threads)
     with timed(times, "retrieve"):
@@ -130,7 +135,24 @@ def rebase_pairs(
     teacher = get_llm(TEACHER, settings)
     plans: dict[tuple[str, str], Plan] = {}
     calls = 0
-    if mode != "rewrite":
+    started = time.perf_counter()
+    saved = json.loads(checkpoint.read_text()) if checkpoint and checkpoint.exists() else {}
+    earlier = float(saved.get("wall_s", 0.0))  # the runs before this one
+    stats["earlier_wall_s"] = earlier
+    tried: set[str] = set(saved.get("tried", ()))
+    if saved:
+        calls = int(saved["llm_calls"])
+        stats["plans"] = saved["plans"]
+        plans = {
+            (o["dataset"], o["config"]): Plan.from_json_dict(o)
+            for o in saved["plans"]
+            if o["status"] == "valid"
+        }
+        log(
+            f"  resumed from {checkpoint}: {len(plans)} plans, {len(saved['pairs'])} pairs "
+            f"from {len(tried)} rows"
+        )
+    elif mode != "rewrite":
         with timed(times, "plan"):
             outcomes = plan_datasets(
                 task,
@@ -151,7 +173,7 @@ def rebase_pairs(
             f"{sum(o.rows for o in outcomes if o.key in plans)} of {len(rows)} rows "
             f"({calls} LLM calls)"
         )
-    pairs: list[Pair] = []
+    pairs: list[Pair] = [Pair.from_json_dict(d) for d in saved.get("pairs", ())]
     config = TransformConfig(temperature=0.7, max_tokens=400, concurrency=1, mode=mode)
     labels = len({label_of(e.output) for e in task.examples}) if is_classification(task) else 1
     per_label = math.ceil(n / labels)
@@ -160,8 +182,9 @@ def rebase_pairs(
     # and rewrite mode — the other rows, best first, rewritten by the teacher until the set is
     # full. (Auto mode in the product does both in row order; the pairs are the same, this
     # order just stops paying for rewrites once the plans have filled the set.)
-    planned = [r for r in rows if r.key[:2] in plans]
-    others = [r for r in rows if r.key[:2] not in plans] if mode != "plan" else []
+    fresh = [r for r in rows if _row_id(r) not in tried]
+    planned = [r for r in fresh if r.key[:2] in plans]
+    others = [r for r in fresh if r.key[:2] not in plans] if mode != "plan" else []
     # A direct-answer task's planned rows cost nothing, so all go at once; a reasoning task's
     # each cost a rationale call, so they go best first in chunks until the set is full.
     step = n // 2 if is_chain_of_thought(task.examples) else len(planned)
@@ -169,7 +192,7 @@ def rebase_pairs(
     # Rewrites cost a call a row: each chunk is twice what the set still lacks (many rewrites
     # fail: ungrounded, off-format), at most n/2 rows, at least 10.
     done = 0
-    balanced: list[Pair] = []
+    balanced = balance_by_label(task, pairs, per_label=per_label)
     with timed(times, "transform"):
         while chunks or done - len(planned) < len(others):
             if chunks:
@@ -190,6 +213,20 @@ def rebase_pairs(
             done += len(chunk)
             calls += result.usage.requests if result.usage else 0
             pairs += list(result.pairs)
+            tried.update(_row_id(r) for r in chunk)
+            if checkpoint is not None:
+                checkpoint.write_text(
+                    json.dumps(
+                        {
+                            "plans": stats.get("plans", []),
+                            "llm_calls": calls,
+                            "wall_s": earlier + time.perf_counter() - started,
+                            "tried": sorted(tried),
+                            "pairs": [p.to_json_dict() for p in pairs],
+                        },
+                        ensure_ascii=False,
+                    )
+                )
             balanced = balance_by_label(task, pairs, per_label=per_label)
             log(
                 f"  rebase: {len(pairs)} pairs after {done} rows, "
@@ -202,9 +239,13 @@ def rebase_pairs(
     ids = {p.id for p in chosen}
     chosen = chosen + [p for p in pairs if p.id not in ids][: n - len(chosen)]
     stats["llm_calls"] = calls
-    stats["rows_used"] = done
+    stats["rows_used"] = len(tried)
     stats.update(pair_set_stats(task, chosen, by_key, plans))
     return chosen
+
+
+def _row_id(row: ScoredRow) -> str:
+    return "/".join(row.key)
 
 
 def pair_set_stats(
@@ -427,12 +468,22 @@ def main() -> None:
                 stats: dict[str, object] = {}
                 start = time.perf_counter()
                 if method == "rebase":
+                    checkpoint = folder / f"{stem}-{args.pairs}.partial.json"
                     pairs = rebase_pairs(
-                        task, settings, args.pairs, cache, times, args.rebase_mode, stats, args.pool
+                        task,
+                        settings,
+                        args.pairs,
+                        cache,
+                        times,
+                        args.rebase_mode,
+                        stats,
+                        args.pool,
+                        checkpoint,
                     )
+                    checkpoint.unlink(missing_ok=True)  # the set itself is saved below
                 else:
                     pairs = baseline_pairs(task, settings, method, args.pairs, cache, times, stats)
-                wall = time.perf_counter() - start
+                wall = time.perf_counter() - start + float(stats.pop("earlier_wall_s", 0.0))  # type: ignore[arg-type]
                 stats["wall_s"] = round(wall, 1)
                 n = max(1, len(pairs))
                 stats["per_100_pairs"] = {
