@@ -19,6 +19,7 @@ MODULES = [
     "rebase_core.transform.checks",
     "rebase_core.transform.choices",
     "rebase_core.transform.plan",
+    "rebase_core.transform.plan_rules",
     "rebase_core.transform.planner",
 ]
 

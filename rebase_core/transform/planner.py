@@ -9,7 +9,8 @@ one call. So, per (dataset, config):
    field markers and labels, and the label values the rows hold.
 2. Rules settle what they can without a call: a marker whose name a field carries ("Premise:" ←
    `premise` or `input[Premise]`), a source label equal to a task label, a negated task label
-   ("non-entailment": the other label of a two-label task, else dropped).
+   ("non-entailment": the other label of a two-label task, else dropped), and for an
+   extractive task the fields where the answers occur (`plan_rules`).
 3. One call picks, from enums, the field for each remaining marker, the answer field, and
    whether the dataset fits at all; one short call per label value still unmapped.
 4. `check_plan` validates it on sample rows; a failed check is asked once more, told why.
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,11 +42,17 @@ from rebase_core.transform.plan import (
     answer_text,
     check_plan,
     is_extractive,
-    is_span,
     label_value,
     observed_values,
     row_fields,
     task_labels,
+)
+from rebase_core.transform.plan_rules import (
+    field_label,
+    rule_label_map,
+    slot_key,
+    span_slots,
+    words,
 )
 from rebase_core.transform.prompt import render_examples
 from rebase_core.types import Progress, ProgressFn, ScoredRow, Task, no_progress
@@ -117,39 +122,6 @@ class PlannerConfig:
     repair: bool = True
     max_retries: int = 4
     concurrency: int = 2
-
-
-def _words(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def _field_label(name: str) -> str:
-    """The part of a field's name that says what it holds: `input[Premise]` → `premise`."""
-    inner = re.search(r"\[([^\]]+)\]$", name)
-    return _words(inner.group(1) if inner else name.rsplit(".", 1)[-1])
-
-
-def _negated(value: str) -> str | None:
-    """`non-entailment` / `not entailment` / `no entailment` → `entailment`."""
-    m = re.fullmatch(r"(?:non|not|no)[\s_-]*(.+)", value)
-    return m.group(1).strip() if m else None
-
-
-def rule_label_map(task: Task, values: Sequence[str]) -> dict[str, str]:
-    """The label-map entries rules can decide: equal labels, negated labels (see module doc)."""
-    labels = task_labels(task)
-    out: dict[str, str] = {}
-    for value in values:
-        if not value:
-            continue
-        if value in labels:
-            out[value] = labels[value]
-            continue
-        base = _negated(value)
-        if base is not None and base in labels:
-            others = [v for k, v in labels.items() if k != base]
-            out[value] = others[0] if len(others) == 1 else DROP
-    return out
 
 
 def _show(value: str, max_chars: int = 140) -> str:
@@ -231,72 +203,6 @@ def input_skeleton(task: Task) -> InputSkeleton:
     return InputSkeleton(prefix, lead, markers, suffix)
 
 
-def _slot_key(marker: str) -> str:
-    return marker.rstrip(":").strip() or "input"
-
-
-def _related(a: str, b: str) -> bool:
-    """Whether two fields overlap: the same, or one a `column[Marker]` part of the other."""
-    return a == b or a.startswith(b + "[") or b.startswith(a + "[")
-
-
-def _answer_and_host(
-    fields: Sequence[str], samples: Sequence[Mapping[str, str]]
-) -> tuple[str, str] | None:
-    """The (answer, host) fields of `_Planner.span_rule`: the answer a short whole-word span of
-    the host in most sample rows (at least 2). The most such rows wins; then a host's part
-    over the whole (`input[Passage]` over `input`); then the widest host (a context over a
-    question that names the answer).
-
-    >>> rows = [{"q": f"Who is {n}?", "a": n, "p": f"{n} is here now."} for n in ("Ann", "Bo")]
-    >>> _answer_and_host(["p", "q", "a"], rows)
-    ('a', 'p')
-    """
-    found: dict[tuple[str, str], int] = {}
-    for answer in fields:
-        for host in fields:
-            if _related(answer, host):
-                continue
-            hits = 0
-            for row in samples:
-                value, text = answer_text(row.get(answer, "")), row.get(host, "")
-                hits += bool(value) and 2 * len(value) <= len(text) and is_span(value, text)
-            if hits >= 2 and 2 * hits > len(samples):
-                found[answer, host] = hits
-    if not found:
-        return None
-    most = max(found.values())
-    best = [k for k, n in found.items() if n == most]
-    parts = [(a, h) for a, h in best if not any(o != h and o.startswith(h + "[") for _, o in best)]
-    return max(parts, key=lambda k: sum(len(row.get(k[1], "")) for row in samples))
-
-
-def _shape_distance(wanted: Sequence[str], values: Sequence[str]) -> float | None:
-    """How unlike a field's values are a marker's example values: the gap in the share that
-    are questions (end in "?") plus the gap in log length; None when the shares differ by more
-    than half or the field is mostly empty.
-
-    >>> _shape_distance(["Who won?"], ["What is it?", "Why?"]) is not None
-    True
-    >>> _shape_distance(["Who won?"], ["The cat sat.", "It rains."]) is None
-    True
-    """
-    filled = [v.strip() for v in values if v.strip()]
-    if not wanted or 2 * len(filled) < len(values) or not filled:
-        return None
-
-    def share(texts: Sequence[str]) -> float:
-        return sum(t.strip().endswith("?") for t in texts) / len(texts)
-
-    def words(texts: Sequence[str]) -> float:
-        return math.log(1 + sorted(len(t.split()) for t in texts)[len(texts) // 2])
-
-    gap = abs(share(wanted) - share(filled))
-    if gap > 0.5:
-        return None
-    return gap + 0.25 * abs(words(wanted) - words(filled))
-
-
 class _Planner:
     """Plans one dataset's rows (see `plan_dataset`)."""
 
@@ -350,8 +256,8 @@ class _Planner:
         for marker in self.skeleton.slots:
             if marker == "input":
                 continue
-            want = _words(marker.rstrip(":"))
-            named = [f for f in self.fields if _field_label(f) == want]
+            want = words(marker.rstrip(":"))
+            named = [f for f in self.fields if field_label(f) == want]
             if named:
                 draft.slots[marker] = named[0]
         if is_extractive(self.task) and self.span_rule(draft):
@@ -383,45 +289,22 @@ class _Planner:
         return draft
 
     def span_rule(self, draft: _Draft) -> bool:
-        """An extractive task's plan from the rows' structure (fills `draft`; False when the
-        rows show none): the answer field is one whose value is a whole-word span of another
-        field (its host) in most sample rows, the host fills the marker whose example values
-        hold the examples' answers (the context), and every other marker takes the free field
-        shaped most like its example values (questions end in "?"). Asked, the 1.5B teacher
-        found that nothing fits a Quoref row and took question fields for answers."""
+        """An extractive task's answer and unsettled markers from the rows' structure
+        (`plan_rules.span_slots`); False, and the draft untouched, when the rows show none."""
         if "input" in self.skeleton.slots or not self.skeleton.slots:
             return False
-        found = _answer_and_host(self.fields, self.sample_fields)
+        found = span_slots(
+            self.task,
+            self.skeleton.slots,
+            self.markers,
+            self.fields,
+            self.sample_fields,
+            draft.slots,
+        )
         if found is None:
             return False
-        answer, host = found
-        examples = [row_fields({"input": e.input}, self.markers) for e in self.task.examples]
-        wanted = {
-            m: [f.get(f"input[{_slot_key(m)}]", "") for f in examples] for m in self.skeleton.slots
-        }
-        holds = {
-            m: sum(is_span(e.output, v) for e, v in zip(self.task.examples, wanted[m], strict=True))
-            for m in wanted
-        }
-        context = max(wanted, key=lambda m: (holds[m], sum(len(v) for v in wanted[m])))
-        slots = {context: host} if context not in draft.slots else {}
-        taken = {answer, host, *draft.slots.values(), *slots.values()}
-        free = [f for f in self.fields if not any(_related(f, t) for t in taken)]
-        for marker in self.skeleton.slots:
-            if marker in draft.slots or marker in slots:
-                continue
-            values = [[s.get(f, "") for s in self.sample_fields] for f in free]
-            ranked = sorted(
-                (d, f)
-                for f, v in zip(free, values, strict=True)
-                if (d := _shape_distance(wanted[marker], v)) is not None
-            )
-            if not ranked:
-                return False
-            slots[marker] = ranked[0][1]
-            free = [f for f in free if not _related(f, ranked[0][1])]
-        draft.slots.update(slots)
-        draft.output = answer
+        draft.slots.update(found[0])
+        draft.output = found[1]
         return True
 
     # -- the LLM's choices
@@ -438,7 +321,7 @@ class _Planner:
         properties: dict[str, object] = {}
         questions = []
         for marker, allowed in self.field_choices(draft, note).items():
-            key = _slot_key(marker)
+            key = slot_key(marker)
             properties[key] = {"type": "string", "enum": allowed}
             what = (
                 f'the part of the input after "{marker}"'
@@ -499,7 +382,7 @@ class _Planner:
             return out
         out = draft.copy()
         for marker, allowed in self.field_choices(draft, note).items():
-            chosen = answer.get(_slot_key(marker))
+            chosen = answer.get(slot_key(marker))
             open_choice = marker not in draft.slots or bool(note)  # a repair reopens the rules'
             if open_choice and isinstance(chosen, str) and chosen in allowed:
                 out.slots[marker] = chosen
