@@ -273,14 +273,16 @@ def test_rules_alone_plan_a_span_task_from_where_its_answers_occur():
     # Quoref as BIG-bench's natural_instructions packs it: no field is named like the task's
     # markers (the 1.5B teacher, asked, found that nothing fits), but every answer is a span of
     # the passage and the other part is a question.
+    # Its answers end with a full stop the passage does not have there ("Ann."), and the store
+    # cut the first row's cell before its question.
     names = ["Ann", "Bo", "Cy", "Di", "Ed"]
     quoref = [
         _row(
             i,
             {
                 "input": f"Passage: {n} met Kim in town {i}. They talked.\n"
-                f"Question: Who met Kim in town {i}?",
-                "target": n,
+                + (f"Question: Who met Kim in town {i}?" if i else ""),
+                "target": f"{n}.",
             },
             out="target",
         )
@@ -291,6 +293,24 @@ def test_rules_alone_plan_a_span_task_from_where_its_answers_occur():
     assert outcome.plan is not None and outcome.plan.author == "rule"
     assert outcome.plan.input_template == "Context: {input[Passage]}\nQuestion: {input[Question]}"
     assert outcome.plan.output_field == "target"
+    made = [apply_plan(outcome.plan, QA, r.row) for r in quoref]
+    assert [m.output for m in made if m.ok] == names[1:]
+    assert "no field 'input[Question]'" in made[0].skipped
+    # A field that lists the answers (BIG-bench's `targets`, a row's options) holds each
+    # answer as a whole item: no context, it would give the answer away (MC-TACO's).
+    mctaco = [
+        _row(
+            i,
+            {
+                "input": f"Sentence: Kim slept.\nQuestion: For how long did Kim sleep, case {i}?",
+                "target": f"{i + 2} hours.",
+                "targets": json.dumps([f"{i + 2} hours.", "1 year."]),
+            },
+            out="target",
+        )
+        for i in range(5)
+    ]
+    assert plan_dataset(QA, mctaco, None).status == "none"
     # Two sentences that share a word are no context and question: the rules find no plan.
     overlap = [
         _row(

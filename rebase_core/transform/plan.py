@@ -353,12 +353,13 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
     if plan.choices or fmt is not None:
         return _with_options(plan, fmt, row_id, text, source)
     output = source
-    if is_extractive(task) and not is_span(source, text):
-        return PlannedRow(
-            row_id,
-            skipped=f"answer {source!r:.40}: {NOT_SPAN}",
-            source_value=source,
-        )
+    if is_extractive(task):
+        span = span_in(source, text)
+        if span is None:
+            return PlannedRow(
+                row_id, skipped=f"answer {source!r:.40}: {NOT_SPAN}", source_value=source
+            )
+        return PlannedRow(row_id, input=text, output=span, source_value=source)
     labels = task_labels(task)
     if labels or plan.label_map:
         value = label_value(source)
@@ -555,6 +556,51 @@ def is_span(answer: str, text: str) -> bool:
     if not answer or letter_index(answer) is not None:
         return False
     return re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def span_in(answer: str, text: str) -> str | None:
+    """The answer as a span of the text (`is_span`), without the full stop that closes it where
+    only that keeps it from being one (natural_instructions writes "639." for "in 639 the"); None
+    when it is none.
+
+    >>> span_in("639.", "It reopened in 639 after"), span_in("Oslo", "In Paris.")
+    ('639', None)
+    """
+    answer = answer.strip()
+    for candidate in (answer, answer.rstrip(".").strip()):
+        if is_span(candidate, text):
+            return candidate
+    return None
+
+
+def is_whole_item(answer: str, text: str) -> bool:
+    r"""Whether the answer is a whole item of a list the text is: a JSON list's item or a line,
+    an option letter ("B. ", "(B)") and a closing full stop aside. A context holds its answer
+    inside its sentences; a field that holds it as an item lists answers or options (BIG-bench's
+    `targets`, CommonsenseQA's options), and using it as the context gives the answer away.
+
+    >>> is_whole_item("B. michigan", "A. ohio\nB. michigan"), is_whole_item("9.", '["9.", "5."]')
+    (True, True)
+    >>> is_whole_item("Oslo", "He moved to Oslo.\nThen to Bergen.")
+    False
+    """
+    items: list[str] = []
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            items = [str(i) for i in parsed]
+    items = items or stripped.splitlines()
+
+    def bare(value: str) -> str:
+        value = re.sub(r"^\s*(?:\(?[A-Za-z]\)|[A-Za-z][.)]|[-*])\s+", "", value)
+        return " ".join(value.lower().rstrip(". ").split())
+
+    target = bare(answer)
+    return bool(target) and any(bare(item) == target for item in items)
 
 
 PLAN_USES = ("plan", "rewrite", "skip")  # what is done with a dataset's rows

@@ -11,7 +11,15 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from rebase_core.transform.plan import DROP, answer_text, is_span, row_fields, task_labels
+from rebase_core.transform.plan import (
+    DROP,
+    answer_text,
+    is_span,
+    is_whole_item,
+    row_fields,
+    span_in,
+    task_labels,
+)
 from rebase_core.types import Task
 
 
@@ -62,7 +70,8 @@ def answer_and_host(
     fields: Sequence[str], samples: Sequence[Mapping[str, str]]
 ) -> tuple[str, str] | None:
     """The (answer, host) fields of `span_slots`: the answer a short whole-word span of
-    the host in most sample rows (at least 2). The most such rows wins; then a host's part
+    the host, not a whole item of it (`is_whole_item`: a list of answers or options), in most
+    sample rows (at least 2). The most such rows wins; then a host's part
     over the whole (`input[Passage]` over `input`); then the widest host (a context over a
     question that names the answer).
 
@@ -78,7 +87,12 @@ def answer_and_host(
             hits = 0
             for row in samples:
                 value, text = answer_text(row.get(answer, "")), row.get(host, "")
-                hits += bool(value) and 2 * len(value) <= len(text) and is_span(value, text)
+                hits += (
+                    bool(value)
+                    and 2 * len(value) <= len(text)
+                    and span_in(value, text) is not None
+                    and not is_whole_item(value, text)
+                )
             if hits >= 2 and 2 * hits > len(samples):
                 found[answer, host] = hits
     if not found:

@@ -223,17 +223,16 @@ class _Planner:
         self.labels = task_labels(task)
         self.samples = [dict(r.row) for r in rows[: config.sample_rows]]
         sample_fields = [row_fields(r, self.markers) for r in self.samples]
-        # Fields every sample row has and at least one fills.
-        common = set(sample_fields[0]).intersection(*sample_fields[1:]) if sample_fields else set()
-        self.fields = (
-            [
-                name
-                for name in sample_fields[0]
-                if name in common and any(f[name].strip() for f in sample_fields)
-            ]
-            if sample_fields
-            else []
-        )
+        # Fields most sample rows have and at least one fills: a cell cut to the store's
+        # length limit loses its last "Question:" part (a Quoref passage), and a row without a
+        # field the plan names makes no pair, the others still do.
+        seen = Counter(name for f in sample_fields for name in f)
+        self.fields = [
+            name
+            for name in dict.fromkeys(name for f in sample_fields for name in f)
+            if 2 * seen[name] > len(sample_fields)
+            and any(f.get(name, "").strip() for f in sample_fields)
+        ]
         self.sample_fields = sample_fields
         self.calls = 0
 
