@@ -310,7 +310,8 @@ def baseline_pairs(
     pairs = list(result.pairs)[:n]
     stats["llm_calls"] = result.usage.requests if result.usage else 0
     stats["pairs"] = len(pairs)
-    stats["labels"] = dict(Counter(label_of(p.output) for p in pairs).most_common())
+    if is_classification(task):  # (an open task's answers are no labels to count)
+        stats["labels"] = dict(Counter(label_of(p.output) for p in pairs).most_common())
     return pairs
 
 
