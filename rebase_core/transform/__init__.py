@@ -7,10 +7,10 @@ duplicate, a label the plan drops) — counted by reason, never dropped silently
 Two ways, chosen per (dataset, config) (`TransformConfig.mode`, default "auto"):
 - plan (`plan.py`, `plan_rules.py`, `planner.py`, `planned.py`): rules and the LLM map the
   dataset's fields and human labels onto the task once, the LLM by constrained choices, and
-  code checks the plan on sample rows; applying
-  the plan is pure string work, grounded in the row by construction. For reasoning tasks the
-  LLM then writes the rationale for the row's known answer (rationale mode). For lettered
-  multiple-choice tasks code writes the options from the row's answer (`choices.py`).
+  code checks the plan on sample rows; applying the plan is pure string work, grounded in the
+  row by construction. For reasoning tasks the LLM then writes the rationale for the row's
+  known answer (rationale mode). For lettered multiple-choice tasks code writes the options
+  from the row's answer (`choices.py`).
 - rewrite (below, the paper's): one LLM call per row.
 
 Rewrite: one LLM call per row. The prompt holds the instruction, the examples as JSON objects, and

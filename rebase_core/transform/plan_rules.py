@@ -71,9 +71,9 @@ def answer_and_host(
 ) -> tuple[str, str] | None:
     """The (answer, host) fields of `span_slots`: the answer a short whole-word span of
     the host, not a whole item of it (`is_whole_item`: a list of answers or options), in most
-    sample rows (at least 2). The most such rows wins; then a host's part
-    over the whole (`input[Passage]` over `input`); then the widest host (a context over a
-    question that names the answer).
+    sample rows (at least 2). The most such rows wins; then a host's part over the whole
+    (`input[Passage]` over `input`); then the widest host (a context over a question that
+    names the answer).
 
     >>> rows = [{"q": f"Who is {n}?", "a": n, "p": f"{n} is here now."} for n in ("Ann", "Bo")]
     >>> answer_and_host(["p", "q", "a"], rows)
@@ -120,13 +120,13 @@ def shape_distance(wanted: Sequence[str], values: Sequence[str]) -> float | None
     def share(texts: Sequence[str]) -> float:
         return sum(t.strip().endswith("?") for t in texts) / len(texts)
 
-    def words(texts: Sequence[str]) -> float:
+    def log_length(texts: Sequence[str]) -> float:  # of the median text, in words
         return math.log(1 + sorted(len(t.split()) for t in texts)[len(texts) // 2])
 
     gap = abs(share(wanted) - share(filled))
     if gap > 0.5:
         return None
-    return gap + 0.25 * abs(words(wanted) - words(filled))
+    return gap + 0.25 * abs(log_length(wanted) - log_length(filled))
 
 
 def span_slots(
