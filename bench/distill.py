@@ -77,7 +77,7 @@ from rebase_core.transform import (
 )
 from rebase_core.transform.checks import grounding, input_markers
 from rebase_core.transform.plan import answer_text, label_value, row_fields
-from rebase_core.types import Pair, ScoredRow, Task
+from rebase_core.types import Pair, Progress, ScoredRow, Task
 
 OUT = ROOT / "bench" / "out" / "distill"  # trained models (large, not committed)
 DATA = ROOT / "bench" / "results" / "distill"  # pair sets, stats, reports, times (committed)
@@ -301,13 +301,45 @@ def baseline_pairs(
     cache: ResponseCache,
     times: dict[str, float],
     stats: dict[str, object],
+    checkpoint: Path | None = None,
 ) -> list[Pair]:
+    """A baseline set. `checkpoint` (JSONL, committed): every pair is appended the moment it is
+    made, and a rerun passes them on as `existing`, so a fresh machine (no LLM cache) goes on
+    from there; its calls then count only this run's (`resumed_pairs` says how many were
+    made before)."""
     spec = TEACHER if method == "direct" else STUDENT_LLM
     llm = get_llm(spec, settings)
+    existing = (load_pairs(checkpoint) or []) if checkpoint is not None else []
+    if existing:
+        log(f"  {method}: resumed from {checkpoint}: {len(existing)} pairs")
+
+    def keep(pair: Pair) -> None:
+        if checkpoint is not None:
+            with checkpoint.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(pair.to_json_dict(), ensure_ascii=False) + "\n")
+
+    logged = [-1]  # the last tenth of the set logged
+
+    def progress(p: Progress) -> None:
+        if p.total and p.done * 10 // p.total > logged[0]:
+            logged[0] = p.done * 10 // p.total
+            log(f"  {method}: {p.done} of {p.total} pairs")
+
     with timed(times, method):
-        result = synthesize(task, llm, method, n, {"seed": 0, "concurrency": 1}, cache=cache)
-    log(f"  {method}: {len(result.pairs)} pairs (failures {dict(result.failure_counts)})")
-    pairs = list(result.pairs)[:n]
+        result = synthesize(
+            task,
+            llm,
+            method,
+            n,
+            {"seed": 0, "concurrency": 1},
+            cache=cache,
+            on_pair=keep,
+            on_progress=progress,
+            existing=existing,
+        )
+    log(f"  {method}: {len(result.pairs)} new pairs (failures {dict(result.failure_counts)})")
+    pairs = [*existing, *result.pairs][:n]
+    stats["resumed_pairs"] = len(existing)
     stats["llm_calls"] = result.usage.requests if result.usage else 0
     stats["pairs"] = len(pairs)
     if is_classification(task):  # (an open task's answers are no labels to count)
@@ -483,7 +515,11 @@ def main() -> None:
                     )
                     checkpoint.unlink(missing_ok=True)  # the set itself is saved below
                 else:
-                    pairs = baseline_pairs(task, settings, method, args.pairs, cache, times, stats)
+                    checkpoint = folder / f"{stem}-{args.pairs}.partial.jsonl"
+                    pairs = baseline_pairs(
+                        task, settings, method, args.pairs, cache, times, stats, checkpoint
+                    )
+                    checkpoint.unlink(missing_ok=True)  # the set itself is saved below
                 wall = time.perf_counter() - start + float(stats.pop("earlier_wall_s", 0.0))  # type: ignore[arg-type]
                 stats["wall_s"] = round(wall, 1)
                 n = max(1, len(pairs))
