@@ -77,6 +77,7 @@ from rebase_core.transform import (
 )
 from rebase_core.transform.checks import grounding, input_markers
 from rebase_core.transform.plan import answer_text, label_value, row_fields
+from rebase_core.transform.prompt import row_key
 from rebase_core.types import Pair, Progress, ScoredRow, Task
 
 OUT = ROOT / "bench" / "out" / "distill"  # trained models (large, not committed)
@@ -182,7 +183,7 @@ def rebase_pairs(
     # and rewrite mode — the other rows, best first, rewritten by the teacher until the set is
     # full. (Auto mode in the product does both in row order; the pairs are the same, this
     # order just stops paying for rewrites once the plans have filled the set.)
-    fresh = [r for r in rows if _row_id(r) not in tried]
+    fresh = [r for r in rows if row_key(r) not in tried]
     planned = [r for r in fresh if r.key[:2] in plans]
     others = [r for r in fresh if r.key[:2] not in plans] if mode != "plan" else []
     # A direct-answer task's planned rows cost nothing, so all go at once; a reasoning task's
@@ -213,7 +214,7 @@ def rebase_pairs(
             done += len(chunk)
             calls += result.usage.requests if result.usage else 0
             pairs += list(result.pairs)
-            tried.update(_row_id(r) for r in chunk)
+            tried.update(row_key(r) for r in chunk)
             if checkpoint is not None:
                 checkpoint.write_text(
                     json.dumps(
@@ -242,10 +243,6 @@ def rebase_pairs(
     stats["rows_used"] = len(tried)
     stats.update(pair_set_stats(task, chosen, by_key, plans))
     return chosen
-
-
-def _row_id(row: ScoredRow) -> str:
-    return "/".join(row.key)
 
 
 def pair_set_stats(
