@@ -262,7 +262,8 @@ def test_a_span_task_skips_rows_whose_answer_is_not_in_the_input():
     assert kept.ok and kept.output == "7"
     # DROP's answers are often counts worked out from the passage: no span, no pair.
     off = apply_plan(plan, QA, {"passage": "Bob is young.", "query": "Age?", "answer": "7"})
-    assert not off.ok and "not in the input" in off.skipped
+    assert not off.ok and off.not_span and "not in the input" in off.skipped
+    assert not kept.not_span
     # A label task keeps its labels, which are never in the input.
     nli = Plan("ds", "default", "Premise: {p}\nHypothesis: {h}", "label")
     row = {"p": "A man sleeps.", "h": "A person rests.", "label": "entailment"}

@@ -323,6 +323,7 @@ class PlannedRow:
     output: str = ""
     skipped: str = ""  # "" when the row makes a pair
     source_value: str = ""  # the output field's value in the row (before any label map)
+    not_span: bool = False  # skipped because its answer is not a span of the input (extractive)
 
     @property
     def ok(self) -> bool:
@@ -357,7 +358,10 @@ def apply_plan(plan: Plan, task: Task, row: Mapping[str, str], row_id: str = "")
         span = span_in(source, text)
         if span is None:
             return PlannedRow(
-                row_id, skipped=f"answer {source!r:.40}: {NOT_SPAN}", source_value=source
+                row_id,
+                skipped=f"answer {source!r:.40}: {NOT_SPAN}",
+                source_value=source,
+                not_span=True,
             )
         return PlannedRow(row_id, input=text, output=span, source_value=source)
     labels = task_labels(task)
@@ -507,7 +511,7 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
     kept = [s for s in samples if s.ok]
     # An extractive task's rows whose answer is not a span of the input make no pair; a plan
     # that loses most rows so has the wrong answer field.
-    outside = sum(s.skipped.endswith(NOT_SPAN) for s in samples)
+    outside = sum(s.not_span for s in samples)
     if outside > len(kept) and not problems:
         problems.append(
             f"every example's answer is copied from its input, but only {len(kept)} of "
