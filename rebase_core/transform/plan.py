@@ -154,6 +154,7 @@ def row_fields(
     return fields
 
 
+@functools.lru_cache(maxsize=1024)  # (applying a plan asks for every row)
 def placeholders(template: str) -> tuple[str, ...]:
     """The field names a template uses, in order ("{{" and "}}" are literal braces)."""
     bare = template.replace("{{", "").replace("}}", "")
@@ -557,9 +558,25 @@ def is_span(answer: str, text: str) -> bool:
     [True, False, False, True]
     """
     answer = answer.strip()
-    if not answer or letter_index(answer) is not None or answer.lower() not in text.lower():
-        return False  # (the substring test first: a regex that fails scans a 3k context in 0.3 ms)
-    return re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", text, re.IGNORECASE) is not None
+    if not answer or letter_index(answer) is not None:
+        return False
+    # str.find over the lowered text, not a regex per answer: compiling one pattern per row
+    # was 75% of applying a SQuAD plan (5k rows/s).
+    needle, hay = answer.lower(), text.lower()
+    at = hay.find(needle)
+    while at != -1:
+        end = at + len(needle)
+        if (at == 0 or not _is_word_char(hay[at - 1])) and (
+            end == len(hay) or not _is_word_char(hay[end])
+        ):
+            return True
+        at = hay.find(needle, at + 1)
+    return False
+
+
+def _is_word_char(char: str) -> bool:
+    """A regex `\\w` character: a letter or digit of any script, or the underscore."""
+    return char.isalnum() or char == "_"
 
 
 def span_in(answer: str, text: str) -> str | None:
