@@ -24,6 +24,7 @@ from rebase_core.transform import (
     task_labels,
     transform,
 )
+from rebase_core.transform.plan import is_span
 from rebase_core.types import Example, Pair, ScoredRow, Task
 from rebase_core.workspace import Workspace
 
@@ -254,6 +255,14 @@ def test_a_span_task_rejects_answers_that_are_not_in_the_input():
     pieces = [{"passage": f"Bobby is {i}.", "q": "Who?", "who": "Bob"} for i in range(4)]
     piece = Plan("ds", "default", "Context: {passage}\nQuestion: {q}", "who")
     assert not check_plan(piece, QA, pieces).ok
+
+
+def test_a_span_is_whole_words_even_after_a_match_inside_a_word():
+    # The first "is" is inside "This"; the search goes on to the word.
+    assert is_span("is", "This is it") and not is_span("is", "This island")
+    assert is_span("Über", "das Über-Ich") and not is_span("ber", "das Über-Ich")
+    assert is_span("x_y", "a x_y b") and not is_span("x", "a x_y b")  # "_" joins words
+    assert is_span("(D) ok", "France (D) ok") and not is_span("", "text")
 
 
 def test_a_span_task_skips_rows_whose_answer_is_not_in_the_input():
