@@ -111,13 +111,18 @@ def warm_up_in_background(
     numba_cache_dir: Path | None = None, niceness: int = 10
 ) -> threading.Thread:
     """Start `warm_up` in a daemon thread at low priority (Linux lets a thread have its own
-    niceness), so the first UMAP a user asks for pays no compilation. numba serialises
+    niceness; `niceness` is added to the process's, so an app started under `nice` keeps the
+    thread below itself rather than raising it), so the first UMAP a user asks for pays no
+    compilation. numba serialises
     compilation behind a lock, so a UMAP started meanwhile waits for it rather than compiling
     twice."""
 
     def run() -> None:
         with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+            tid = threading.get_native_id()
+            os.setpriority(
+                os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+            )
         try:
             seconds = warm_up(numba_cache_dir=numba_cache_dir)
             logger.info("umap warmed up in %.1f s", seconds)
