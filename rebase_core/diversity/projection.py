@@ -113,9 +113,8 @@ def warm_up_in_background(
     """Start `warm_up` in a daemon thread at low priority (Linux lets a thread have its own
     niceness; `niceness` is added to the process's, so an app started under `nice` keeps the
     thread below itself rather than raising it), so the first UMAP a user asks for pays no
-    compilation. numba serialises
-    compilation behind a lock, so a UMAP started meanwhile waits for it rather than compiling
-    twice."""
+    compilation. numba serialises compilation behind a lock, so a UMAP started meanwhile waits
+    for it rather than compiling twice."""
 
     def run() -> None:
         with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
