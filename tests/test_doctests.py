@@ -21,6 +21,7 @@ MODULES = [
     "rebase_core.transform.plan",
     "rebase_core.transform.plan_rules",
     "rebase_core.transform.planner",
+    "rebase_core.transform.spans",
 ]
 
 

@@ -24,7 +24,7 @@ from rebase_core.transform import (
     task_labels,
     transform,
 )
-from rebase_core.transform.plan import is_span
+from rebase_core.transform.spans import is_span
 from rebase_core.types import Example, Pair, ScoredRow, Task
 from rebase_core.workspace import Workspace
 

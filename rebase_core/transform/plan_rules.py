@@ -14,12 +14,10 @@ from collections.abc import Mapping, Sequence
 from rebase_core.transform.plan import (
     DROP,
     answer_text,
-    is_span,
-    is_whole_item,
     row_fields,
-    span_in,
     task_labels,
 )
+from rebase_core.transform.spans import is_span, is_whole_item, span_in
 from rebase_core.types import Task
 
 
