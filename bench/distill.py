@@ -519,7 +519,9 @@ def main() -> None:
                     checkpoint.unlink(missing_ok=True)  # the set itself is saved below
                 wall = time.perf_counter() - start + float(stats.pop("earlier_wall_s", 0.0))  # type: ignore[arg-type]
                 stats["wall_s"] = round(wall, 1)
-                n = max(1, len(pairs))
+                # A resumed baseline's calls and wall time are this run's: rate them by the
+                # pairs this run made, not the whole set.
+                n = max(1, len(pairs) - int(stats.get("resumed_pairs", 0)))  # type: ignore[call-overload]
                 stats["per_100_pairs"] = {
                     "llm_calls": round(100 * float(stats.get("llm_calls", 0)) / n, 1),  # type: ignore[arg-type]
                     "wall_s": round(100 * wall / n, 1),
