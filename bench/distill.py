@@ -516,6 +516,14 @@ def main() -> None:
                     pairs = baseline_pairs(
                         task, settings, method, args.pairs, cache, times, stats, checkpoint
                     )
+                    if len(pairs) < args.pairs:
+                        # Short of the count (the writer ran out of new inputs within its
+                        # attempt budget): keep the checkpoint for a rerun, save no set.
+                        log(
+                            f"  {method}: {len(pairs)} of {args.pairs} pairs, kept in "
+                            f"{checkpoint.name}; run again to go on"
+                        )
+                        continue
                     checkpoint.unlink(missing_ok=True)  # the set itself is saved below
                 wall = time.perf_counter() - start + float(stats.pop("earlier_wall_s", 0.0))  # type: ignore[arg-type]
                 stats["wall_s"] = round(wall, 1)
