@@ -299,11 +299,14 @@ def baseline_pairs(
     times: dict[str, float],
     stats: dict[str, object],
     checkpoint: Path | None = None,
+    max_attempts: float | None = None,
 ) -> list[Pair]:
     """A baseline set. `checkpoint` (JSONL, committed): every pair is appended the moment it is
     made, and a rerun passes them on as `existing`, so a fresh machine (no LLM cache) goes on
     from there; its calls then count only this run's (`resumed_pairs` says how many were
-    made before)."""
+    made before). `max_attempts` raises the method's attempts budget: its prompts are a
+    prefix-stable sequence, so a rerun replays the first budget's calls (from the cache, or the
+    checkpoint's pairs) and goes on past it."""
     spec = TEACHER if method == "direct" else STUDENT_LLM
     llm = get_llm(spec, settings)
     existing = (load_pairs(checkpoint) or []) if checkpoint is not None else []
@@ -328,7 +331,11 @@ def baseline_pairs(
             llm,
             method,
             n,
-            {"seed": 0, "concurrency": 1},
+            {
+                "seed": 0,
+                "concurrency": 1,
+                **({"max_attempts": max_attempts} if max_attempts else {}),
+            },
             cache=cache,
             on_pair=keep,
             on_progress=progress,
@@ -460,6 +467,13 @@ def main() -> None:
         default=100,
         help="also score the teacher itself on this many test rows (its labels' ceiling; 0: skip)",
     )
+    parser.add_argument(
+        "--max-attempts",
+        type=float,
+        default=None,
+        help="the baselines' attempts budget, per pair wanted (default: the method's own, "
+        "direct 3, SELF-GUIDE 4); raise it to go on with a set that stopped short",
+    )
     args = parser.parse_args()
     settings = Settings.from_mapping(os.environ)
     cache = ResponseCache(settings.llm_cache_db)
@@ -514,7 +528,15 @@ def main() -> None:
                 else:
                     checkpoint = folder / f"{stem}-{args.pairs}.partial.jsonl"
                     pairs = baseline_pairs(
-                        task, settings, method, args.pairs, cache, times, stats, checkpoint
+                        task,
+                        settings,
+                        method,
+                        args.pairs,
+                        cache,
+                        times,
+                        stats,
+                        checkpoint,
+                        args.max_attempts,
                     )
                     if len(pairs) < args.pairs:
                         # Short of the count (the writer ran out of new inputs within its
