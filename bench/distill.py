@@ -212,7 +212,7 @@ def rebase_pairs(
                 plans=plans,
             )
             done += len(chunk)
-            calls += result.usage.requests if result.usage else 0
+            calls += result.usage.requests - result.usage.cached if result.usage else 0
             pairs += list(result.pairs)
             tried.update(row_key(r) for r in chunk)
             if checkpoint is not None:
@@ -344,7 +344,10 @@ def baseline_pairs(
     log(f"  {method}: {len(result.pairs)} new pairs (failures {dict(result.failure_counts)})")
     pairs = [*existing, *result.pairs][:n]
     stats["resumed_pairs"] = len(existing)
-    stats["llm_calls"] = result.usage.requests if result.usage else 0
+    # Calls made, not replies replayed from the cache (a rerun replays its earlier calls).
+    usage = result.usage
+    stats["llm_calls"] = usage.requests - usage.cached if usage else 0
+    stats["cached_calls"] = usage.cached if usage else 0
     stats["pairs"] = len(pairs)
     if is_classification(task):  # (an open task's answers are no labels to count)
         stats["labels"] = dict(Counter(label_of(p.output) for p in pairs).most_common())
