@@ -363,12 +363,14 @@ def teacher_ceiling(
     golds = [r["output"] for r in rows]
     metric = infer_metric(task, golds)
     labels = [final_answer(o) for o in [e.output for e in task.examples] + golds]
+    # A reasoning task's answer comes after its reasoning (the examples' run to ~60 tokens).
+    max_tokens = 256 if is_chain_of_thought(task.examples) else 64
     requests = [
         Request(
             key=f"teacher-ceiling-{i}",
             messages=(Message("user", format_prompt(task, r["input"], with_examples=True)),),
             temperature=0.0,
-            max_tokens=64,
+            max_tokens=max_tokens,
         )
         for i, r in enumerate(rows)
     ]
@@ -429,10 +431,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--methods",
-        nargs="+",
+        nargs="*",
         choices=["rebase", "direct", "self-guide"],
         default=["rebase", "direct", "self-guide"],
-        help="which students to train (every pair set is still built or loaded)",
+        help="which students to train (every pair set is still built or loaded; none: only the "
+        "references)",
     )
     parser.add_argument(
         "--sets",
