@@ -458,6 +458,14 @@ def main() -> None:
         "rows bring more datasets to plan)",
     )
     parser.add_argument(
+        "--refs",
+        nargs="+",
+        choices=["zero-shot", "few-shot", "teacher"],
+        default=["zero-shot", "few-shot", "teacher"],
+        help="which references to score: the untrained student zero-shot and few-shot, the "
+        "teacher (few-shot, on --teacher-rows rows)",
+    )
+    parser.add_argument(
         "--no-refs",
         action="store_true",
         help="skip the references (untrained student, teacher): for a second run in parallel",
@@ -577,14 +585,16 @@ def main() -> None:
         if args.only_sets:
             continue
         # label -> (model, few-shot?, report file stem)
-        models: dict[str, tuple[str, bool | None, str]] = (
-            {}
-            if args.no_refs
-            else {
-                "untrained zero-shot": ("smollm2-135m-instruct", False, "untrained_zero-shot"),
-                "untrained few-shot": ("smollm2-135m-instruct", True, "untrained_few-shot"),
-            }
-        )
+        refs = set() if args.no_refs else set(args.refs)
+        models: dict[str, tuple[str, bool | None, str]] = {
+            f"untrained {shots}": (
+                "smollm2-135m-instruct",
+                shots == "few-shot",
+                f"untrained_{shots}",
+            )
+            for shots in ("zero-shot", "few-shot")
+            if shots in refs
+        }
         for method, pairs in sets.items():
             if method not in args.methods:
                 continue
@@ -616,7 +626,7 @@ def main() -> None:
                         finetune(task, pairs, run_dir, config, settings=settings)
                     stem = f"{set_name}-{len(pairs)}-{loss}{ep}"
                     models[f"{label} ({len(pairs)} pairs)"] = (str(run_dir), None, stem)
-        if args.teacher_rows and not args.no_refs:
+        if args.teacher_rows and "teacher" in refs:
             models["teacher few-shot"] = ("teacher", True, "teacher_few-shot")
         for label, (model, shots, stem) in models.items():
             report_path = folder / f"eval-{stem}.json"
