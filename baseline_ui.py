@@ -129,6 +129,18 @@ def launcher(
                 )
                 values["min_share"] = st.slider("Share the top answer needs", 0.0, 1.0, 0.3, 0.05)
                 values["inputs_per_round"] = st.number_input("Inputs per round", 1, 100, 10)
+            default = make_config(method).max_attempts
+            tries = "pairs asked for" if method == "direct" else "inputs written"
+            values["max_attempts"] = st.number_input(
+                "Attempts per pair",
+                1.0,
+                100.0,
+                float(default),
+                0.5,
+                help=f"At most this many {tries} per pair wanted. Raise it when a run stops "
+                "short: the same settings replay the same calls from the cache and stop at the "
+                "same place.",
+            )
         with ui.shown_errors():
             config = make_config(method, values)
             estimate = estimate_synthesis(record.task, spec, method, n, config)

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -375,6 +376,30 @@ def test_stop_and_resume_pays_for_no_call_twice(tmp_path, method):
     assert third.pairs == () and third_llm.history == [] and third.usage is None
 
 
+def test_short_run_goes_on_with_a_larger_budget_and_pays_for_no_call_twice(tmp_path):
+    """A run that spends its attempts short of the count: rerun at the same budget, it replays
+    the same calls (all from the cache) to the same place; at a larger one, it replays them and
+    goes on past them."""
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    student = Student(bad_every=2)  # every other input is empty or template noise
+    short = SelfGuideConfig(inputs_per_round=3, samples=2, max_attempts=1.0)
+    first_llm = FakeLLM(student)
+    first = synthesize(SENTIMENT, first_llm, "self-guide", 10, short, cache=cache)
+    assert 0 < len(first.pairs) < 10 and "attempts budget ran out" in first.warnings[0]
+    saved = list(first.pairs)
+    again_llm = FakeLLM(Student(bad_every=2))
+    again = synthesize(SENTIMENT, again_llm, "self-guide", 10, short, cache=cache, existing=saved)
+    assert again.pairs == () and again_llm.history == []  # the same budget: a replay
+    longer = replace(short, max_attempts=4.0)
+    longer_llm = FakeLLM(Student(bad_every=2, start=len(first_llm.history)))
+    more = synthesize(SENTIMENT, longer_llm, "self-guide", 10, longer, cache=cache, existing=saved)
+    assert len(saved) + len(more.pairs) == 10 and more.usage.cached > 0
+    paid_first = {(c.prompt, c.temperature, c.seed) for c in first_llm.history}
+    paid_more = {(c.prompt, c.temperature, c.seed) for c in longer_llm.history}
+    assert paid_more and not paid_first & paid_more  # nothing paid twice
+    assert more.usage.requests - more.usage.cached == len(longer_llm.history)
+
+
 def _wait(folder, timeout=90):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -466,6 +491,7 @@ def test_cli_synthesize_writes_pairs_and_exits_2_on_bad_input(tmp_path):
         (["--task", str(tmp_path / "nope.json"), "--method", "direct", "--n", "3"], "not exist"),
         ([*base, "--method", "direct", "--n", "0"], "--n must be"),
         ([*base, "--method", "direct", "--n", "3", "--samples", "4"], "--samples applies"),
+        ([*base, "--method", "direct", "--n", "3", "--max-attempts", "0.5"], "max_attempts"),
         (["--task", str(task), "--method", "direct", "--n", "3", "--llm", "nope:x"], "provider"),
     ]:
         got = run(*bad)

@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--min-share", type=float, help="self-guide: share the top answer needs (default 0.3)"
     )
+    parser.add_argument(
+        "--max-attempts",
+        type=float,
+        help="tries per pair wanted, at most: pairs asked for (direct, default 3) or inputs "
+        "written (self-guide, default 4). Raise it when a run stops short: the same value "
+        "only replays the same calls",
+    )
     parser.add_argument("--failures", type=Path, help="write the dropped work JSONL here")
     parser.add_argument("--no-cache", action="store_true", help="do not use the response cache")
     parser.set_defaults(handler=_synthesize)
@@ -53,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = {"concurrency": args.concurrency, "seed": args.seed}
+    if args.max_attempts is not None:
+        values["max_attempts"] = args.max_attempts
     per_method = {
         "direct": {"per_call": args.per_call, "max_temperature": args.max_temperature},
         "self-guide": {"samples": args.samples, "min_share": args.min_share},

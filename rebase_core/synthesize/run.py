@@ -144,8 +144,9 @@ class Run:
             warnings.insert(
                 0,
                 f"Only {self.kept} of the {self.target} pairs asked for: the attempts budget "
-                f"ran out ({self.calls} calls). See the failures for why; raise max_attempts or "
-                "use a stronger model.",
+                f"ran out ({self.calls} calls). See the failures for why; raise max_attempts "
+                "(the attempts per pair) or use a stronger model. A rerun at the same settings "
+                "replays the same calls and stops at the same place.",
             )
         return SynthesisResult(
             method=self.method,
