@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/distill.py [--tasks nli squad bbh-date_understanding] [--pairs 200] \
         [--test 300] [--losses full-text completion-only] [--epochs 1 3] \
-        [--sets rebase direct self-guide] [--methods ...] [--rebase-mode auto|rewrite]
+        [--sets rebase direct self-guide] [--methods ...] [--rebase-mode auto|plan|rewrite] \
+        [--refs zero-shot few-shot teacher] [--max-attempts 6]
 
 For each held-out task (NLI: vitaminc 3-way; extractive QA: SQuAD v1.1 dev; BBH date
 understanding, a chain-of-thought task):
@@ -17,7 +18,8 @@ understanding, a chain-of-thought task):
    the whole text and once on the response tokens only (`--losses`), for one epoch (the
    paper's) or more (`--epochs 1 3`);
 3. evaluate the untrained student (zero- and few-shot) and the three trained students on the
-   first `--test` rows of the held-out test set, with bootstrap 95% intervals;
+   first `--test` rows of the held-out test set, and the teacher on the first
+   `--teacher-rows`, with bootstrap 95% intervals (`--refs` picks the references);
 and print the table with the time each stage took, and per pair set: the share made by plans,
 grounding (share of the input's words found in its row), agreement of the pair's label with
 its source row's label, LLM calls and wall time per 100 pairs.
@@ -25,7 +27,9 @@ its source row's label, LLM calls and wall time per 100 pairs.
 Every stage is cached, so an interrupted run continues where it stopped: the LLM response cache,
 the trained models (bench/out/distill, ignored by git) and — committed, so a later session or
 machine resumes from them — the pair sets, their statistics, the evaluation reports and the
-stage times (bench/results/distill/<task>/).
+stage times (bench/results/distill/<task>/). A baseline set that spends its attempts short of
+`--pairs` stays a checkpoint (`<set>.partial.jsonl`); rerun with a larger `--max-attempts` to go
+on (at the same budget a rerun only replays its calls).
 """
 
 from __future__ import annotations
