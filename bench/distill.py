@@ -63,7 +63,14 @@ from rebase_core.evaluate import (
 )
 from rebase_core.evaluate.metrics import infer_metric, score_example
 from rebase_core.finetune import TrainConfig, finetune, format_prompt
-from rebase_core.llm import Message, Request, ResponseCache, complete_many, get_llm
+from rebase_core.llm import (
+    Message,
+    Request,
+    ResponseCache,
+    complete_many,
+    get_llm,
+    usage_fields,
+)
 from rebase_core.retrieval import RetrievalOptions, retrieve
 from rebase_core.settings import Settings
 from rebase_core.synthesize import synthesize
@@ -216,7 +223,7 @@ def rebase_pairs(
                 plans=plans,
             )
             done += len(chunk)
-            calls += result.usage.requests - result.usage.cached if result.usage else 0
+            calls += int(usage_fields(result.usage)["paid_calls"] or 0)
             pairs += list(result.pairs)
             tried.update(row_key(r) for r in chunk)
             if checkpoint is not None:
@@ -349,9 +356,9 @@ def baseline_pairs(
     pairs = [*existing, *result.pairs][:n]
     stats["resumed_pairs"] = len(existing)
     # Calls made, not replies replayed from the cache (a rerun replays its earlier calls).
-    usage = result.usage
-    stats["llm_calls"] = usage.requests - usage.cached if usage else 0
-    stats["cached_calls"] = usage.cached if usage else 0
+    usage = usage_fields(result.usage)
+    stats["llm_calls"] = usage["paid_calls"]
+    stats["cached_calls"] = usage["cached_calls"]
     stats["pairs"] = len(pairs)
     if is_classification(task):  # (an open task's answers are no labels to count)
         stats["labels"] = dict(Counter(label_of(p.output) for p in pairs).most_common())
