@@ -631,9 +631,14 @@ def main() -> None:
                         completion_only_loss=only,
                         epochs=epochs,
                         with_examples=not args.no_prompt_examples,
+                        # TrainConfig's own default is 1 thread; the bench trains at the
+                        # machine's setting (REBASE_THREADS), like its teacher and evaluations.
+                        threads=settings.threads,
                     )
                     label = f"{method} {loss}{ep.replace('-e', ' ep')}"
-                    with timed(times, f"train {label}"):
+                    # Times of the 200-pair runs keep their earlier keys (no pair count).
+                    count = "" if len(pairs) == 200 else f" ({len(pairs)} pairs)"
+                    with timed(times, f"train {label}{count}"):
                         finetune(task, pairs, run_dir, config, settings=settings)
                     stem = f"{set_name}-{len(pairs)}-{loss}{ep}"
                     models[f"{label} ({len(pairs)} pairs)"] = (str(run_dir), None, stem)
