@@ -232,6 +232,28 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
         {"entailment": DROP, "non-entailment": DROP},
     )
     assert any("no pair" in p for p in check_plan(nothing, NLI, rows).problems)
+    # Two values the rows hold, both sent to one label: the row's own label would not matter.
+    constant = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nHypothesis: {text[Hypothesis]}",
+        "label",
+        {"entailment": "neutral", "non-entailment": "neutral"},
+    )
+    constant_problems = " ".join(check_plan(constant, NLI, rows).problems)
+    assert "'entailment', 'non-entailment'" in constant_problems
+    assert "maps to 'neutral'" in constant_problems
+    # Values the rows lack do not count: one held value to one label is a plan (as `good`).
+    one_held = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nHypothesis: {text[Hypothesis]}",
+        "label",
+        {"entailment": "entailment", "entails": "entailment", "non-entailment": DROP},
+    )
+    one_check = check_plan(one_held, NLI, rows)
+    assert one_check.ok, one_check.problems
+    assert any("several source values" in w for w in one_check.warnings)
     assert not check_plan(good, NLI, []).ok
 
 

@@ -16,7 +16,8 @@ A row's *fields* are its columns plus, for a cell written as "Marker: text" line
 `check_plan` is what stands between a plan (the LLM's, the user's) and a training set: it
 applies the plan to sample rows and says what blocks it (problems) and what a human should look
 at (warnings): a field the rows lack, the answer leaking into the input, a field marker every
-example has missing from the template, a label the task does not have, no sample row kept.
+example has missing from the template, a label the task does not have, several label values
+all sent to one label (every row would get it), no sample row kept.
 """
 
 from __future__ import annotations
@@ -503,7 +504,18 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
             )
         targets = Counter(v for v in plan.label_map.values() if v != DROP)
         shared = [label for label, n in targets.items() if n > 1]
-        if shared:
+        # Several values the rows hold, all sent to one label: the plan would label every row
+        # the same whatever its own label says (the 1.5B teacher mapped Legal-Support's
+        # answer letters 'a' and 'b' both to 'neutral').
+        kept = sorted(k for k, v in plan.label_map.items() if v != DROP and (not seen or k in seen))
+        if len(targets) == 1 and len(kept) > 1:
+            problems.append(
+                f"every value of {plan.output_field!r} ({', '.join(map(repr, kept[:5]))}) maps "
+                f"to {next(iter(targets))!r}, so every row would get that label whatever its "
+                f"own says: map the values to the task's labels by meaning, or to {DROP!r} "
+                "where none fits"
+            )
+        elif shared:
             sources = [k for k, v in plan.label_map.items() if v == shared[0]]
             warnings.append(
                 f"several source values map to {shared[0]!r} ({', '.join(map(repr, sources))}): "
