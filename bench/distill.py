@@ -550,6 +550,16 @@ def main() -> None:
                         checkpoint,
                     )
                     checkpoint.unlink(missing_ok=True)  # the set itself is saved below
+                    if len(pairs) < args.pairs:
+                        # The pool's rows made too few pairs (plan mode: too few planned rows).
+                        # Saved as the set, a short set would train as if it were full; a rerun
+                        # with a larger --pool plans the datasets its new rows bring.
+                        log(
+                            f"  rebase: {len(pairs)} of {args.pairs} pairs from the top "
+                            f"{stats['pool_rows']} rows; no set saved: run again with a larger "
+                            "--pool"
+                        )
+                        continue
                 else:
                     checkpoint = folder / f"{stem}-{args.pairs}.partial.jsonl"
                     pairs = baseline_pairs(
