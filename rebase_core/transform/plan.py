@@ -507,10 +507,10 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
         # Several values the rows hold, all sent to one label: the plan would label every row
         # the same whatever its own label says (the 1.5B teacher mapped Legal-Support's
         # answer letters 'a' and 'b' both to 'neutral').
-        kept = sorted(k for k, v in plan.label_map.items() if v != DROP and (not seen or k in seen))
-        if len(targets) == 1 and len(kept) > 1:
+        held = sorted(k for k, v in plan.label_map.items() if v != DROP and (not seen or k in seen))
+        if len(targets) == 1 and len(held) > 1:
             problems.append(
-                f"every value of {plan.output_field!r} ({', '.join(map(repr, kept[:5]))}) maps "
+                f"every value of {plan.output_field!r} ({', '.join(map(repr, held[:5]))}) maps "
                 f"to {next(iter(targets))!r}, so every row would get that label whatever its "
                 f"own says: map the values to the task's labels by meaning, or to {DROP!r} "
                 "where none fits"
