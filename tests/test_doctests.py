@@ -15,6 +15,7 @@ MODULES = [
     "rebase_core.readability",
     "rebase_core.retrieval_runs",
     "rebase_core.retriever.teacher",
+    "rebase_core.synthesize.rules",
     "rebase_core.task",
     "rebase_core.transform.checks",
     "rebase_core.transform.choices",

@@ -25,6 +25,7 @@ from rebase_core.synthesize import (
     SelfGuideConfig,
     annealed_temperature,
     clean_reply,
+    cut_answer_field,
     estimate_synthesis,
     label_schedule,
     length_bounds,
@@ -82,6 +83,37 @@ class Writer:
 
 
 # --- pure pieces ----------------------------------------------------------------------------
+
+
+def test_direct_cuts_the_answer_field_its_writer_put_into_the_input():
+    nli = Task(
+        "nli",
+        "Does the premise entail the hypothesis?",
+        (
+            Example("Premise: A dog runs.\nHypothesis: An animal moves.", "entailment"),
+            Example("Premise: A dog sleeps.\nHypothesis: The dog runs.", "contradiction"),
+        ),
+    )
+    reply = {
+        "examples": [
+            {
+                "input": "Premise: The sun is hot.\nHypothesis: The sun is cold."
+                "\noutput: contradiction",
+                "output": "contradiction",
+            },
+            {"input": "Premise: It rains.\nHypothesis: It is wet.", "output": "entailment"},
+        ]
+    }
+    llm = FakeLLM(lambda call: json.dumps(reply))
+    config = DirectConfig(per_call=2, calls_per_round=1, concurrency=1, max_attempts=1.0)
+    result = synthesize(nli, llm, "direct", 2, config)
+    assert [p.input for p in result.pairs] == [
+        "Premise: The sun is hot.\nHypothesis: The sun is cold.",
+        "Premise: It rains.\nHypothesis: It is wet.",
+    ]
+    # A task whose own inputs carry such a line keeps it: it is the task's format.
+    qa = "Question: 2+2?\nAnswer: "
+    assert cut_answer_field("Question: 3+3?\nAnswer: 6", [qa]) == "Question: 3+3?\nAnswer: 6"
 
 
 def test_temperature_is_annealed_from_start_to_cap():

@@ -12,6 +12,7 @@ from rebase_core.llm import Message, Request
 from rebase_core.synthesize.config import DirectConfig, SynthesisResult
 from rebase_core.synthesize.rules import (
     annealed_temperature,
+    cut_answer_field,
     max_temperature_for,
     multi_vote,
     parse_pairs,
@@ -161,7 +162,9 @@ def synthesize_direct(
                 failures.append((key, Failure(reason, f"the reply held no pair ({retry[i]})")))
                 continue
             items = parsed[i][:count]
-            for j, (inp, out) in enumerate(items):
+            for j, (raw, out) in enumerate(items):
+                # The local teacher wrote "\noutput: <label>" into 91 of 200 NLI inputs.
+                inp = cut_answer_field(raw, [e.input for e in run.task.examples])
                 if normalise_text(inp):
                     candidates.append((f"{key}#{j}", inp, out))
                 else:  # only punctuation ("...", "?"): nothing to learn from

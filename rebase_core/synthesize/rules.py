@@ -162,6 +162,20 @@ def clean_reply(text: str) -> str:
     return strip_wrapping_quotes(text)
 
 
+def cut_answer_field(text: str, references: Sequence[str] = ()) -> str:
+    r"""An input without the answer field its writer went on to add ("...\noutput: contradiction"
+    inside the JSON input: the pair's answer, given away in its input). Kept as is when the task's
+    own inputs (`references`) have such a line: then it is part of the format.
+
+    >>> cut_answer_field("Premise: A.\nHypothesis: B.\noutput: contradiction")
+    'Premise: A.\nHypothesis: B.'
+    """
+    if any(_NEXT_FIELD.search(r) for r in references):
+        return text
+    found = _NEXT_FIELD.search(text)
+    return text[: found.start()].rstrip() if found else text
+
+
 def parse_pairs(text: str) -> list[tuple[str, str]]:
     """Every (input, output) object in a reply, in order: the items of {"examples": [...]}, a bare
     list, or the complete objects of a reply cut short. Each item goes through `parse_pair`
