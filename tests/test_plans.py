@@ -254,6 +254,9 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
     one_check = check_plan(one_held, NLI, rows)
     assert one_check.ok, one_check.problems
     assert any("several source values" in w for w in one_check.warnings)
+    # Synonyms sent to one label while another value is dropped still depend on the row.
+    synonym_rows = [*rows, {**rows[0], "label": "entails"}]
+    assert check_plan(one_held, NLI, synonym_rows).ok
     assert not check_plan(good, NLI, []).ok
 
 

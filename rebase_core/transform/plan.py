@@ -504,13 +504,15 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
             )
         targets = Counter(v for v in plan.label_map.values() if v != DROP)
         shared = [label for label, n in targets.items() if n > 1]
-        # Several values the rows hold, all sent to one label: the plan would label every row
-        # the same whatever its own label says (the 1.5B teacher mapped Legal-Support's
-        # answer letters 'a' and 'b' both to 'neutral').
-        held = sorted(k for k, v in plan.label_map.items() if v != DROP and (not seen or k in seen))
-        if len(targets) == 1 and len(held) > 1:
+        # Every value the rows hold (two or more) sent to one label, none dropped: the plan
+        # would label every row the same whatever its own label says (the 1.5B teacher mapped
+        # Legal-Support's answer letters 'a' and 'b' both to 'neutral'). Synonyms sent to one
+        # label beside a dropped value still depend on the row, as one kept value does.
+        values = sorted(v for v in seen if v) or sorted(plan.label_map)  # '': no answer, no pair
+        to_one = {k for k, v in plan.label_map.items() if v != DROP}
+        if len(targets) == 1 and len(values) > 1 and set(values) <= to_one:
             problems.append(
-                f"every value of {plan.output_field!r} ({', '.join(map(repr, held[:5]))}) maps "
+                f"every value of {plan.output_field!r} ({', '.join(map(repr, values[:5]))}) maps "
                 f"to {next(iter(targets))!r}, so every row would get that label whatever its "
                 f"own says: map the values to the task's labels by meaning, or to {DROP!r} "
                 "where none fits"
