@@ -243,7 +243,8 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
     constant_problems = " ".join(check_plan(constant, NLI, rows).problems)
     assert "'entailment', 'non-entailment'" in constant_problems
     assert "maps to 'neutral'" in constant_problems
-    # Values the rows lack do not count: one held value to one label is a plan (as `good`).
+    # One label for 'entails' (which the rows lack) and 'entailment', the other value dropped:
+    # the label still depends on the row, as in `good`.
     one_held = Plan(
         "ds",
         "default",
