@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rebase_core.errors import InputError, OfflineError, RebaseError
+from rebase_core.errors import ArchiveGoneError, InputError, OfflineError, RebaseError
 from rebase_core.types import Progress, ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ def fetch_archive(
 ) -> Path:
     """Download one package archive (wheel preferred, else sdist) without installing it.
 
-    Reuses a verified copy in `dest_dir`. Raises OfflineError when the index cannot be reached.
+    Reuses a verified copy in `dest_dir`. Raises OfflineError when the index cannot be reached,
+    ArchiveGoneError when it no longer serves that version (registries do delete releases).
     """
     dest_dir.mkdir(parents=True, exist_ok=True)
     for existing in sorted(dest_dir.iterdir()):
@@ -120,7 +121,14 @@ def fetch_archive(
     files = [f for f in listing.get("files", []) if _archive_matches(f["filename"], dist, version)]
     files.sort(key=lambda f: (not f["filename"].endswith(".whl"), f["filename"]))
     if not files:
-        raise InputError(f"{dist}=={version} has no wheel or sdist on {simple_url}.")
+        served = [str(v) for v in listing.get("versions") or ()]
+        raise ArchiveGoneError(
+            f"{dist}=={version} is no longer on {simple_url} (it serves "
+            f"{', '.join(served[-5:]) if served else 'no release of it'}). Nothing else is "
+            "affected; whatever is built from this archive is left out until it is back, or "
+            "REBASE_PYPI_SIMPLE_URL names an index (a mirror, a local folder served over HTTP) "
+            "that still has it."
+        )
     chosen = files[0]
     target = dest_dir / chosen["filename"]
     tmp = target.with_name(target.name + ".part")

