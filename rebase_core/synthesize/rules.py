@@ -155,11 +155,7 @@ _NEXT_FIELD = re.compile(r"\n\s*\[?(?:input|output|answer)\]?\s*[:=]", re.IGNORE
 def clean_reply(text: str) -> str:
     """A student reply without a leading field label ("Input:", "[output] =") and without the
     template's next field when the model goes on writing it; wrapping quotes removed."""
-    text = _LEAD_LABEL.sub("", text.strip(), count=1)
-    found = _NEXT_FIELD.search(text)
-    if found:
-        text = text[: found.start()]
-    return strip_wrapping_quotes(text)
+    return strip_wrapping_quotes(cut_answer_field(_LEAD_LABEL.sub("", text.strip(), count=1)))
 
 
 def cut_answer_field(text: str, references: Sequence[str] = ()) -> str:
