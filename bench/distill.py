@@ -93,6 +93,7 @@ from rebase_core.types import Pair, Progress, ScoredRow, Task
 
 OUT = ROOT / "bench" / "out" / "distill"  # trained models (large, not committed)
 DATA = ROOT / "bench" / "results" / "distill"  # pair sets, stats, reports, times (committed)
+PRESETS = ROOT / "assets" / "presets"  # the held-out tasks' files, as shipped
 TEACHER = "local:qwen2.5-coder-1.5b-instruct"
 STUDENT_LLM = "local:smollm2-135m-instruct"
 
@@ -507,19 +508,29 @@ def main() -> None:
     table = []
     for name in args.tasks:
         times: dict[str, float] = {}
-        task = load_task(heldout[name].task_path)
         folder = DATA / name  # committed: sets, stats, reports, times
         folder.mkdir(parents=True, exist_ok=True)
         models_dir = OUT / name  # trained students: large, not committed
         models_dir.mkdir(parents=True, exist_ok=True)
-        # An even stride over the whole test set (SQuAD's file is grouped by article).
-        lines = heldout[name].test_path.read_text(encoding="utf-8").splitlines()
-        step = max(1, len(lines) // args.test)
         test = folder / f"test{args.test}.jsonl"
-        test.write_text("\n".join(lines[::step][: args.test]) + "\n", encoding="utf-8")
-        log(
-            f"{name}: {args.pairs} pairs per method, {args.test} test rows ({heldout[name].metric})"
-        )
+        if test.exists() and (PRESETS / f"{name}.json").exists():
+            # The experiment's test rows, once written, are fixed: every student is scored on
+            # the same rows. (The held-out sets are remade from whatever archives a machine
+            # reaches: BIG-bench's sdist left PyPI, and BBH's set now comes from BBH's own rows.)
+            task = load_task(PRESETS / f"{name}.json")
+            log(f"{name}: the committed {test.name} and preset")
+        elif name in heldout:
+            task = load_task(heldout[name].task_path)
+            # An even stride over the whole test set (SQuAD's file is grouped by article).
+            lines = heldout[name].test_path.read_text(encoding="utf-8").splitlines()
+            step = max(1, len(lines) // args.test)
+            test.write_text("\n".join(lines[::step][: args.test]) + "\n", encoding="utf-8")
+        else:
+            raise SystemExit(
+                f"{name}: no held-out set (run `python -m rebase_core corpus prepare`) and no "
+                f"committed {test} to use instead"
+            )
+        log(f"{name}: {args.pairs} pairs per method, {args.test} test rows")
         sets: dict[str, list[Pair]] = {}
         set_names: dict[str, str] = {}
         for method in ("rebase", "direct", "self-guide"):
