@@ -33,11 +33,11 @@ from rebase_core.types import Progress
 
 logger = logging.getLogger(__name__)
 
-# Rows of each bundled config in the starter store: 1,563 configs x 5 rows is 7.8k rows, 17.3k
-# cells, built in 282 s at 2 threads beside a niced job (8 rows: 27.7k cells, 351 s; the full
-# store: 100 rows a config, 98.7k rows, 225.5k cells). On the 27 presets its top 100 holds 96% of
-# the datasets of the full store's top 100, and its best row scores 96% of the full one's
-# (bench/starter.py; 8 rows: 95% and 97%).
+# Rows of each bundled config in the starter store: 695 configs x 5 rows is 3.5k rows, 8.2k cells,
+# built in 208 s at one thread beside a training (the full store: 100 rows a config, 51.2k rows,
+# 123.6k cells). On the 27 presets its top 100 holds 90% of the datasets of the full store's top
+# 100, and its best row scores 98% of the full one's (bench/starter.py, 2026-12-06; with
+# BIG-bench's 1,563 configs before: 96% and 96%).
 STARTER_ROWS_PER_CONFIG = 5
 # The build's niceness: the scheduler gives the user's own jobs (and the app) the CPU first.
 BUILD_NICENESS = 10
