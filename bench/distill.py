@@ -470,6 +470,13 @@ def main() -> None:
         "rows bring more datasets to plan)",
     )
     parser.add_argument(
+        "--store-tag",
+        default="",
+        help="name the ReBase set after the datastore it is retrieved from (e.g. 'c2612' for "
+        "the corpus without BIG-bench): its files and table rows stand beside the sets made "
+        "from earlier stores instead of replacing them",
+    )
+    parser.add_argument(
         "--refs",
         nargs="+",
         choices=["zero-shot", "few-shot", "teacher"],
@@ -539,6 +546,8 @@ def main() -> None:
                 if method != "rebase" or args.rebase_mode == "auto"
                 else (f"rebase-{args.rebase_mode}")
             )
+            if method == "rebase" and args.store_tag:
+                stem += f"-{args.store_tag}"  # a set from another datastore: its own files
             path = folder / f"{stem}-{args.pairs}.jsonl"
             pairs = load_pairs(path)
             if pairs is None:
@@ -656,7 +665,8 @@ def main() -> None:
                         # machine's setting (REBASE_THREADS), like its teacher and evaluations.
                         threads=settings.threads,
                     )
-                    label = f"{method} {loss}{ep.replace('-e', ' ep')}"
+                    tag = f"[{args.store_tag}]" if method == "rebase" and args.store_tag else ""
+                    label = f"{method}{tag} {loss}{ep.replace('-e', ' ep')}"
                     # Times of the 200-pair runs keep their earlier keys (no pair count).
                     count = "" if len(pairs) == 200 else f" ({len(pairs)} pairs)"
                     with timed(times, f"train {label}{count}"):
@@ -739,7 +749,8 @@ def paired_gaps(tasks: list[str]) -> None:
         for key, ours in reports.items():
             if not key.startswith("rebase-"):
                 continue
-            setting = re.sub(r"^rebase-(?:plan-|rewrite-)?", "", key)
+            # rebase[-mode][-store tag]-<pairs>-<loss>...: the setting the baselines share
+            setting = re.sub(r"^rebase-(?:plan-|rewrite-)?(?:[a-z][\w.]*-(?=\d))?", "", key)
             for other in (
                 "direct",
                 "self-guide",
