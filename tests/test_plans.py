@@ -243,6 +243,11 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
     constant_problems = " ".join(check_plan(constant, NLI, rows).problems)
     assert "'entailment', 'non-entailment'" in constant_problems
     assert "maps to 'neutral'" in constant_problems
+    # The same when the sample rows hold one of the two values only: the map's keys are the
+    # values the planner saw (COPA's 'cause' and 'effect', three sample rows all 'effect').
+    one_kind = [r for r in rows if r["label"] == "entailment"]
+    assert len(one_kind) == 2
+    assert "maps to 'neutral'" in " ".join(check_plan(constant, NLI, one_kind).problems)
     # One label for 'entails' (which the rows lack) and 'entailment', the other value dropped:
     # the label still depends on the row, as in `good`.
     one_held = Plan(

@@ -504,11 +504,14 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
             )
         targets = Counter(v for v in plan.label_map.values() if v != DROP)
         shared = [label for label, n in targets.items() if n > 1]
-        # Every value the rows hold (two or more) sent to one label, none dropped: the plan
-        # would label every row the same whatever its own label says (the 1.5B teacher mapped
-        # Legal-Support's answer letters 'a' and 'b' both to 'neutral'). Synonyms sent to one
-        # label beside a dropped value still depend on the row, as one kept value does.
-        values = sorted(v for v in seen if v) or sorted(plan.label_map)  # '': no answer, no pair
+        # Every value the plan knows (two or more: the sample rows' and the map's own keys, the
+        # values the planner saw in all the dataset's retrieved rows) sent to one label, none
+        # dropped: the plan would label every row the same whatever its own label says (the
+        # 1.5B teacher mapped Legal-Support's answer letters 'a' and 'b' both to 'neutral', and
+        # COPA's 'cause' and 'effect' both to 'neutral' where three sample rows held only
+        # 'effect'). Synonyms sent to one label beside a dropped value still depend on the
+        # row, as one kept value does.
+        values = sorted({v for v in seen if v} | {k for k in plan.label_map if k})
         to_one = {k for k, v in plan.label_map.items() if v != DROP}
         if len(targets) == 1 and len(values) > 1 and set(values) <= to_one:
             problems.append(
