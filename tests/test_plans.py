@@ -248,6 +248,26 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
     one_kind = [r for r in rows if r["label"] == "entailment"]
     assert len(one_kind) == 2
     assert "maps to 'neutral'" in " ".join(check_plan(constant, NLI, one_kind).problems)
+    # One value known, the LLM's guess sends it to a label it does not name: every pair of the
+    # dataset would get that label (russe's 'no' -> 'neutral'). A value naming its label, or a
+    # user's own map, passes.
+    guess = Plan(
+        "ds",
+        "default",
+        "Premise: {text[Premise]}\nHypothesis: {text[Hypothesis]}",
+        "label",
+        {"entailment": "neutral"},
+    )
+    assert any("on one guess" in p for p in check_plan(guess, NLI, one_kind).problems)
+    named = Plan(
+        guess.dataset, guess.config, guess.input_template, "label", {"entailment": "entailment"}
+    )
+    assert check_plan(named, NLI, one_kind).ok
+    users = Plan(
+        guess.dataset, guess.config, guess.input_template, "label", {"entailment": "neutral"},
+        author="user",
+    )  # fmt: skip
+    assert check_plan(users, NLI, one_kind).ok
     # One label for 'entails' (which the rows lack) and 'entailment', the other value dropped:
     # the label still depends on the row, as in `good`.
     one_held = Plan(

@@ -513,12 +513,29 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
         # row, as one kept value does.
         values = sorted({v for v in seen if v} | {k for k in plan.label_map if k})
         to_one = {k for k, v in plan.label_map.items() if v != DROP}
-        if len(targets) == 1 and len(values) > 1 and set(values) <= to_one:
+        target = next(iter(targets)) if len(targets) == 1 else ""
+        if target and len(values) > 1 and set(values) <= to_one:
             problems.append(
                 f"every value of {plan.output_field!r} ({', '.join(map(repr, values[:5]))}) maps "
-                f"to {next(iter(targets))!r}, so every row would get that label whatever its "
+                f"to {target!r}, so every row would get that label whatever its "
                 f"own says: map the values to the task's labels by meaning, or to {DROP!r} "
                 "where none fits"
+            )
+        elif (
+            target
+            and plan.author == "llm"
+            and values == sorted(to_one)
+            and normalise_value(values[0]) != normalise_value(target)
+        ):
+            # One value known, sent by the LLM to a label it does not name: every pair of the
+            # dataset gets that label on the strength of one guess no row shows (the local
+            # teacher sent LogiQA's answer letter 'a', StereoSet's 'intersentence' and russe's
+            # 'no' to 'neutral': 23 of 200 NLI pairs). Rules (the same or negated labels) and a
+            # user's own map may do it; the LLM's is a problem.
+            problems.append(
+                f"the only value of {plan.output_field!r} the rows show, {values[0]!r}, maps to "
+                f"{target!r}, so every pair of this dataset would get that label on one guess: "
+                f"map it only where {values[0]!r} means {target!r}, else to {DROP!r}"
             )
         elif shared:
             sources = [k for k, v in plan.label_map.items() if v == shared[0]]
