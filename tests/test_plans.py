@@ -286,6 +286,22 @@ def test_check_plan_catches_leaks_missing_fields_markers_and_foreign_labels():
     assert not check_plan(good, NLI, []).ok
 
 
+def test_a_marker_filled_with_one_word_where_the_examples_have_sentences_is_a_problem():
+    # WinoGrande's columns under SQuAD's markers: the answer column's 'option2' as the question.
+    rows = [
+        {"sentence": f"Ann gave Bo the {x} because _ was kind.", "option1": "Ann",
+         "option2": "Bo", "answer": "option1"}
+        for x in ("pen", "cup", "hat")
+    ]  # fmt: skip
+    label_as_question = Plan("ds", "default", "Context: {sentence}\nQuestion: {answer}", "option1")
+    problems = " ".join(check_plan(label_as_question, QA, rows).problems)
+    assert "'Question:' with a label" in problems
+    # A real question passes (the answer is a span of the context, as the examples' are).
+    asked = [{**r, "q": f"Who gave the {r['sentence'].split()[4]}?"} for r in rows]
+    question = Plan("ds", "default", "Context: {sentence}\nQuestion: {q}", "option1")
+    assert check_plan(question, QA, asked).ok, check_plan(question, QA, asked).problems
+
+
 def test_a_span_task_rejects_answers_that_are_not_in_the_input():
     rows = [
         {"passage": f"Bob is {i}.", "query": "Age?", "kind": "number", "answer": str(i)}

@@ -554,6 +554,13 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
             f"{len(kept) + outside} planned answers occur in their planned input: "
             f"{plan.output_field!r} does not hold answers of this kind"
         )
+    thin = _one_word_markers(task, markers, [s.input for s in kept])
+    if thin:
+        problems.append(
+            f"the plan fills {', '.join(map(repr, thin))} with a label or a category (one word, "
+            "the same ones again) where every example has a phrase: that field is not that "
+            "part of the input"
+        )
     if not problems and not kept:
         reasons = Counter(s.skipped for s in samples).most_common(2)
         problems.append(
@@ -572,6 +579,29 @@ def check_plan(plan: Plan, task: Task, rows: Sequence[Mapping[str, str]]) -> Pla
     if kept and sorted(len(s.input) for s in kept)[len(kept) // 2] > 4 * longest + 500:
         warnings.append("the planned inputs are much longer than the examples' inputs")
     return PlanCheck(tuple(problems), tuple(warnings), samples)
+
+
+def _one_word_markers(task: Task, markers: Sequence[str], inputs: Sequence[str]) -> list[str]:
+    """The markers the planned inputs fill with a label or a category where every example has a
+    phrase: one word each, no question, the same words again and again (the local teacher put
+    WinoGrande's answer column, 'option1'/'option2', under 'Question:' for SQuAD: 33 of 200
+    pairs asked "Question: option2")."""
+    if len(inputs) < 2:
+        return []
+
+    def value(text: str, marker: str) -> str:
+        return row_fields({"x": text}, markers).get(f"x[{marker.rstrip(':').strip()}]", "")
+
+    thin = []
+    for m in markers:
+        planned = [value(i, m) for i in inputs]
+        if (
+            all(len(value(e.input, m).split()) >= 3 for e in task.examples)
+            and all(len(v.split()) <= 1 and not v.endswith("?") for v in planned)
+            and len(set(planned)) < len(planned)
+        ):
+            thin.append(m)
+    return thin
 
 
 @functools.lru_cache(maxsize=256)
