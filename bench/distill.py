@@ -726,6 +726,7 @@ def main() -> None:
     for name, label, metric, score, ci, n in merged:
         print(f"{name:6} {label:40} {metric:12} {score:6.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]  {n}")
     paired_gaps(args.tasks)
+    label_spread(args.tasks)
 
 
 def committed_report(path: Path) -> dict:
@@ -735,6 +736,28 @@ def committed_report(path: Path) -> dict:
     if path.with_suffix(".jsonl").exists():
         data["per_example"] = str(path.with_suffix(".jsonl"))
     return data
+
+
+def label_spread(tasks: list[str]) -> None:
+    """For label tasks: each student's balanced accuracy (the mean of its per-label recalls; a
+    student that gives one label to every row scores 1/k whatever that label is) and how often
+    it gives each label. Accuracy alone rewards answering the test's majority label."""
+    print("\nBalanced accuracy and answers given (label tasks):")
+    for name in tasks:
+        for path in sorted((DATA / name).glob("eval-*.jsonl")):
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+            golds = Counter(str(r.get("gold", "")) for r in rows)
+            if not rows or len(golds) > 12 or "extracted" not in rows[0]:
+                continue  # not a label task (SQuAD's answers are all different)
+            given = Counter(str(r["extracted"]) for r in rows)
+            recall = [
+                sum(float(r["score"]) for r in rows if r["gold"] == label) / n
+                for label, n in golds.items()
+            ]
+            print(
+                f"{name:6} {path.stem.removeprefix('eval-'):45} balanced "
+                f"{sum(recall) / len(recall):.3f}  answers {dict(given.most_common(4))}"
+            )
 
 
 def paired_gaps(tasks: list[str]) -> None:
@@ -764,7 +787,8 @@ def paired_gaps(tasks: list[str]) -> None:
                 for metric in ours.extra.get("metrics") or [ours.metric]:
                     gap = paired_difference(ours, theirs, metric=metric)
                     print(
-                        f"{name:6} rebase {setting:24} vs {other:18} {metric:12} "
+                        f"{name:6} {key.removesuffix('-' + setting) or 'rebase':18} {setting:24} "
+                        f"vs {other:18} {metric:12} "
                         f"{gap.difference:+.3f} [{gap.ci_low:+.3f}, {gap.ci_high:+.3f}] "
                         f"{gap.verdict} (n {gap.n})"
                     )
