@@ -17,7 +17,9 @@ A row's *fields* are its columns plus, for a cell written as "Marker: text" line
 applies the plan to sample rows and says what blocks it (problems) and what a human should look
 at (warnings): a field the rows lack, the answer leaking into the input, a field marker every
 example has missing from the template, a label the task does not have, several label values
-all sent to one label (every row would get it), no sample row kept.
+all sent to one label (every row would get it), an LLM's map of a dataset's one known value to
+a label it does not name, a marker filled with a repeated one-word label where the examples have
+a phrase, no sample row kept.
 """
 
 from __future__ import annotations
