@@ -98,6 +98,15 @@ def results(settings: Settings, task_name: str, test_path: Path | None) -> None:
         key="ev_table",
         column_config={metric: st.column_config.NumberColumn(format="%.3f")},
     )
+    for row in ev.one_answer_rows(rows):
+        st.warning(
+            f"**{row.label}** ({'few' if row.few_shot else 'zero'}-shot) answers "
+            f"**{row.top_answer or '(empty)'}** on {row.top_share:.0%} of the rows: its accuracy "
+            "is mostly that label's share of the test set, not skill at the task. Its "
+            "**balanced_accuracy** (the mean recall per label; one answer everywhere scores "
+            "1 ÷ the number of labels) says whether it learned more than the label.",
+            icon=":material/balance:",
+        )
     title = f"{shown_test}: {metric} with 95% bootstrap intervals"
     st.plotly_chart(ev.results_figure(rows, metric, title=title), key="ev_chart")
     st.caption(

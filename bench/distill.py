@@ -56,6 +56,10 @@ from rebase_core.bundled import heldout_sets
 from rebase_core.datastore import open_datastore
 from rebase_core.embed import get_embedder
 from rebase_core.evaluate import (
+    MAX_LABELS,
+    answer_counts,
+    balanced_accuracy,
+    balanced_accuracy_ci,
     evaluate,
     paired_difference,
     report_from_json,
@@ -740,23 +744,22 @@ def committed_report(path: Path) -> dict:
 
 def label_spread(tasks: list[str]) -> None:
     """For label tasks: each student's balanced accuracy (the mean of its per-label recalls; a
-    student that gives one label to every row scores 1/k whatever that label is) and how often
-    it gives each label. Accuracy alone rewards answering the test's majority label."""
+    student that gives one label to every row scores 1/k whatever that label is), its interval,
+    and how often it gives each label. Accuracy alone rewards answering the test's majority
+    label."""
     print("\nBalanced accuracy and answers given (label tasks):")
     for name in tasks:
         for path in sorted((DATA / name).glob("eval-*.jsonl")):
             rows = [json.loads(line) for line in path.read_text().splitlines() if line]
-            golds = Counter(str(r.get("gold", "")) for r in rows)
-            if not rows or len(golds) > 12 or "extracted" not in rows[0]:
+            golds = [str(r.get("gold", "")) for r in rows]
+            if not rows or len(set(golds)) > MAX_LABELS or "extracted" not in rows[0]:
                 continue  # not a label task (SQuAD's answers are all different)
-            given = Counter(str(r["extracted"]) for r in rows)
-            recall = [
-                sum(float(r["score"]) for r in rows if r["gold"] == label) / n
-                for label, n in golds.items()
-            ]
+            scores = [float(r["score"]) for r in rows]
+            low, high = balanced_accuracy_ci(golds, scores)
+            given = answer_counts((str(r["extracted"]) for r in rows), top=4)
             print(
                 f"{name:6} {path.stem.removeprefix('eval-'):45} balanced "
-                f"{sum(recall) / len(recall):.3f}  answers {dict(given.most_common(4))}"
+                f"{balanced_accuracy(golds, scores):.3f} [{low:.3f}, {high:.3f}]  answers {given}"
             )
 
 
@@ -784,7 +787,10 @@ def paired_gaps(tasks: list[str]) -> None:
                 theirs = reports.get(other if "_" in other else f"{other}-{setting}")
                 if theirs is None:
                     continue
-                for metric in ours.extra.get("metrics") or [ours.metric]:
+                metrics = list(ours.extra.get("metrics") or [ours.metric])
+                if ours.metric == "accuracy" and "balanced_accuracy" not in metrics:
+                    metrics.append("balanced_accuracy")  # reports written before it was
+                for metric in metrics:
                     gap = paired_difference(ours, theirs, metric=metric)
                     print(
                         f"{name:6} {key.removesuffix('-' + setting) or 'rebase':18} {setting:24} "

@@ -188,6 +188,9 @@ def test_trained_run_is_scored_on_what_it_learned(tiny_lm, test_file, tmp_path, 
     assert all(r["prediction"].startswith("positive") for r in rows)  # it has learned that much
     assert [r["extracted"] for r in rows] == ["positive"] * 5
     assert report.score == pytest.approx(0.6)
+    # One label everywhere: the majority rate in accuracy, chance in balanced accuracy.
+    assert report.extra["answers"] == {"positive": 5}
+    assert report.extra["metrics"]["balanced_accuracy"]["score"] == pytest.approx(0.5)
     assert report.extra["trained"] is True and report.extra["origin"] == "rebase"
     assert report.extra["few_shot"] is True  # as the run was trained
     # The report is kept in the run folder, so the run list shows it.
@@ -552,3 +555,83 @@ def test_paired_difference_matches_rows_and_says_whether_the_gap_is_real(tmp_pat
         ev.paired_difference(a, elsewhere)
     with pytest.raises(InputError, match="no 'chrf' scores"):
         ev.paired_difference(a, b, metric="chrf")
+
+
+# ----------------------------------------------------------------------------- label spread
+
+
+def test_balanced_accuracy_is_the_mean_recall_per_label_whatever_label_is_given_everywhere():
+    golds = ["entailment"] * 6 + ["neutral"] * 3 + ["contradiction"]  # majority 0.6
+    for label in ("entailment", "neutral", "contradiction"):
+        always = [float(g == label) for g in golds]  # the score of answering `label` everywhere
+        assert ev.balanced_accuracy(golds, always) == pytest.approx(1 / 3)
+    assert sum(float(g == "entailment") for g in golds) / len(golds) == 0.6  # what accuracy says
+    # By hand: entailment 3/6, neutral 2/3, contradiction 1/1 -> (0.5 + 0.667 + 1) / 3.
+    scores = [1, 1, 1, 0, 0, 0, 1, 1, 0, 1]
+    assert ev.balanced_accuracy(golds, scores) == pytest.approx((0.5 + 2 / 3 + 1) / 3)
+    # Labels are compared as accuracy compares them: "(A)" and "A." are one label.
+    assert ev.balanced_accuracy(["(A)", "A.", "B"], [1, 0, 1]) == pytest.approx(0.75)
+    low, high = ev.balanced_accuracy_ci(golds, scores)
+    assert low <= ev.balanced_accuracy(golds, scores) <= high and low < high
+    assert ev.balanced_accuracy_ci(golds, scores) == (low, high)  # seeded
+    assert ev.balanced_accuracy([], []) == 0.0 and ev.balanced_accuracy_ci([], []) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="2 gold answers but 1 scores"):
+        ev.balanced_accuracy(["a", "b"], [1.0])
+
+
+def test_label_task_summaries_carry_balanced_accuracy_and_qa_summaries_do_not():
+    scored = [
+        {"gold": g, "extracted": "yes", "score": float(g == "yes")}
+        for g in ["yes"] * 8 + ["no"] * 2
+    ]
+    summary = ev.summarize_scores("accuracy", scored)
+    assert summary["accuracy"]["score"] == pytest.approx(0.8)
+    assert summary["balanced_accuracy"]["score"] == pytest.approx(0.5)
+    assert ev.answer_counts(s["extracted"] for s in scored) == {"yes": 10}
+    qa = [{"gold": "a", "score": 1.0, "exact_match": 1.0, "f1": 1.0}]
+    assert set(ev.summarize_scores("exact_match", qa)) == {"exact_match", "f1"}
+    assert set(ev.summarize_scores("accuracy", [{"score": 1.0}])) == {"accuracy"}  # no gold
+
+
+def test_a_model_that_answers_one_label_is_flagged_and_balanced_accuracy_compares_it(tmp_path):
+    golds = ["entailment"] * 12 + ["neutral"] * 5 + ["contradiction"] * 3
+
+    def report(name, answers):
+        rows = [
+            {"input": f"q{i}", "gold": g, "extracted": a, "score": float(a == g)}
+            for i, (g, a) in enumerate(zip(golds, answers, strict=True))
+        ]
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        extra = {
+            "label": name,
+            "model": name,
+            "test": "/sets/nli.jsonl",
+            "metrics": ev.summarize_scores("accuracy", rows),
+            "answers": ev.answer_counts(answers),
+        }
+        score = sum(r["score"] for r in rows) / len(rows)
+        return EvalReport("accuracy", score, len(rows), (0.0, 1.0), str(path), extra)
+
+    # A falls back on the majority label; B knows the two rarer labels and misses some of the
+    # majority: lower accuracy, higher balanced accuracy.
+    majority = report("majority", ["entailment"] * 20)
+    skilled = report("skilled", ["entailment"] * 7 + ["neutral"] * 5 * 2 + ["contradiction"] * 3)
+    acc = ev.compare_results([majority, skilled], metric="accuracy")
+    assert [(r.label, r.score) for r in acc] == [("majority", 0.6), ("skilled", 0.75)]
+    assert [(r.top_answer, r.top_share) for r in acc] == [("entailment", 1.0), ("neutral", 0.5)]
+    assert [r.label for r in ev.one_answer_rows(acc)] == ["majority"]
+    table = ev.results_table(acc, "accuracy")
+    assert table["most given answer"] == ["entailment (100%)", "neutral (50%)"]
+    assert ev.report_metrics([majority, skilled]) == ["accuracy", "balanced_accuracy"]
+    balanced = ev.compare_results([majority, skilled], metric="balanced_accuracy")
+    assert [round(r.score, 3) for r in balanced] == [0.333, round((7 / 12 + 1 + 1) / 3, 3)]
+
+    gap = ev.paired_difference(skilled, majority, metric="balanced_accuracy")
+    assert gap.n == 20 and gap.difference == pytest.approx((7 / 12 + 1 + 1) / 3 - 1 / 3)
+    assert gap.ci_low <= gap.difference <= gap.ci_high
+    plain = ev.paired_difference(skilled, majority, metric="accuracy")
+    assert plain.difference == pytest.approx(0.15)
+    # A report without answers (older, or not a label task) has no column and no flag.
+    old = _report(tmp_path, "old", "nli", False, [])
+    assert "most given answer" not in ev.results_table(ev.compare_results([old]), "accuracy")

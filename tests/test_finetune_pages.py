@@ -270,6 +270,55 @@ def test_evaluate_page_says_a_path_under_an_unknown_users_home_does_not_exist(ho
     assert next(b for b in at.button if b.label == "Evaluate").disabled
 
 
+def test_evaluate_page_flags_a_model_that_gives_one_label_and_offers_balanced_accuracy(home):
+    """Reports as evaluate() writes them (two models on one label test set): the model that
+    answers "positive" everywhere gets a warning, the table says what each answered most, and
+    balanced accuracy is a metric to pick."""
+    from rebase_core import evaluate as ev
+
+    golds = ["positive"] * 7 + ["negative"] * 3
+    answers = {"always": ["positive"] * 10, "mixed": ["positive"] * 5 + ["negative"] * 5}
+    for name, given in answers.items():
+        rows = [
+            {"input": f"r{i}", "gold": g, "prediction": a, "extracted": a, "score": float(a == g)}
+            for i, (g, a) in enumerate(zip(golds, given, strict=True))
+        ]
+        out = home / "evals" / name / "test.json"
+        out.parent.mkdir(parents=True)
+        out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        metrics = ev.summarize_scores("accuracy", rows)
+        report = {
+            "metric": "accuracy",
+            **metrics["accuracy"],
+            "n": 10,
+            "per_example": str(out.with_suffix(".jsonl")),
+            "metrics": metrics,
+            "answers": ev.answer_counts(given),
+            "label": name,
+            "model": name,
+            "task": TASK.name,
+            "test": "/sets/test.jsonl",
+            "trained": True,
+        }
+        out.write_text(json.dumps(report))
+
+    at = _open("evaluate")
+    table = _frame_with(at, "accuracy")
+    assert dict(zip(table["model"], table["most given answer"], strict=True)) == {
+        "always": "positive (100%)",
+        "mixed": "positive (50%)",
+    }
+    (warning,) = [w.value for w in at.warning if "of the rows" in w.value]
+    assert warning.startswith("**always** (zero-shot) answers **positive** on 100% of the rows")
+    at.selectbox(key="ev_metric").set_value("balanced_accuracy").run()
+    assert not at.exception, at.exception
+    table = _frame_with(at, "balanced_accuracy")
+    scores = dict(zip(table["model"], table["balanced_accuracy"], strict=True))
+    assert scores == {"always": pytest.approx(0.5), "mixed": pytest.approx((5 / 7 + 1) / 2)}
+    (gap,) = [m for m in at.metric if m.label.startswith("A − B")]
+    assert gap.label == "A − B, balanced_accuracy"
+
+
 @pytest.mark.slow
 def test_evaluate_page_runs_jobs_shows_results_predictions_and_try_it(home, tiny_lm, tmp_path):
     run_dir = _trained_run(home, tiny_lm)

@@ -1,10 +1,12 @@
 """Evaluate a student on a held-out set: metric by task type, answer extraction, bootstrap CIs.
 
 Metrics (contracts.md): `accuracy` for closed label sets, after label normalisation ("(A)" = "A",
-"Yes." = "yes") and after mapping a wordy answer onto the label set; `exact_match` and `f1` with
-SQuAD's normalisation for short answers; `chrf` (character 6-grams, beta 2) for code. Outputs that
-reason ("... so the answer is X") are scored on X. The prompt is `finetune.format_prompt`, the one
-the student was trained with; decoding is greedy.
+"Yes." = "yes") and after mapping a wordy answer onto the label set, reported with
+`balanced_accuracy` (the mean per-label recall: a model answering one label everywhere scores
+1/k) and the answers the model gave; `exact_match` and `f1` with SQuAD's normalisation for short
+answers; `chrf` (character 6-grams, beta 2) for code. Outputs that reason ("... so the answer is
+X") are scored on X. The prompt is `finetune.format_prompt`, the one the student was trained
+with; decoding is greedy.
 
 Modules: `metrics` (scoring one prediction), `run` (generation, `evaluate`, the test sets and
 models offered), `compare` (stored reports, the results rows, paired differences), `charts` (the
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 from rebase_core.evaluate.charts import RESULT_COLORS, results_figure, results_table
 from rebase_core.evaluate.compare import (
+    ONE_ANSWER_SHARE,
     ORIGIN_LABELS,
     PREDICTION_COLUMNS,
     ComparisonRow,
     PairedDifference,
     compare_results,
+    one_answer_rows,
     paired_difference,
     read_predictions,
     report_from_json,
@@ -41,6 +45,9 @@ from rebase_core.evaluate.jobs import (
 from rebase_core.evaluate.metrics import (
     BOOTSTRAP_RESAMPLES,
     MAX_LABELS,
+    answer_counts,
+    balanced_accuracy,
+    balanced_accuracy_ci,
     bootstrap_ci,
     chrf,
     exact_match,
@@ -50,6 +57,7 @@ from rebase_core.evaluate.metrics import (
     match_label,
     normalize_answer,
     normalize_label,
+    paired_balanced_difference,
     score_example,
 )
 from rebase_core.evaluate.run import (
@@ -74,6 +82,7 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "CURATED_CHOICE",
     "MAX_LABELS",
+    "ONE_ANSWER_SHARE",
     "ORIGIN_LABELS",
     "PREDICTION_COLUMNS",
     "RESULT_COLORS",
@@ -84,7 +93,10 @@ __all__ = [
     "ModelChoices",
     "PairedDifference",
     "SideBySide",
+    "answer_counts",
     "answer_side_by_side",
+    "balanced_accuracy",
+    "balanced_accuracy_ci",
     "bootstrap_ci",
     "chrf",
     "compare_results",
@@ -104,6 +116,8 @@ __all__ = [
     "model_choices",
     "normalize_answer",
     "normalize_label",
+    "one_answer_rows",
+    "paired_balanced_difference",
     "paired_difference",
     "read_predictions",
     "report_from_json",

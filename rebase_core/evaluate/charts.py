@@ -27,8 +27,9 @@ def origin_label(origin: str) -> str:
 
 
 def results_table(rows: Sequence[ComparisonRow], metric: str) -> dict[str, list[Any]]:
-    """The results table's columns: model, data, prompt, pairs, the metric, its 95% CI, rows."""
-    return {
+    """The results table's columns: model, data, prompt, pairs, the metric, its 95% CI, rows, and
+    for a label task the answer each model gave most ("entailment (99%)")."""
+    table: dict[str, list[Any]] = {
         "model": [r.label for r in rows],
         "data": [origin_label(r.origin) for r in rows],
         "prompt": ["few-shot" if r.few_shot else "zero-shot" for r in rows],
@@ -37,6 +38,11 @@ def results_table(rows: Sequence[ComparisonRow], metric: str) -> dict[str, list[
         "95% CI": [f"{r.ci_low:.3f}–{r.ci_high:.3f}" for r in rows],
         "rows": [r.n for r in rows],
     }
+    if any(r.top_answer for r in rows):
+        table["most given answer"] = [
+            f"{r.top_answer or '(empty)'} ({r.top_share:.0%})" if r.top_share else "" for r in rows
+        ]
+    return table
 
 
 def results_figure(rows: Sequence[ComparisonRow], metric: str, *, title: str = "") -> go.Figure:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rebase_core.errors import InputError
-from rebase_core.evaluate.metrics import bootstrap_ci
+from rebase_core.evaluate.metrics import bootstrap_ci, paired_balanced_difference
 from rebase_core.jsonl import read_jsonl
 from rebase_core.settings import Settings
 from rebase_core.types import EvalReport
@@ -52,6 +52,20 @@ class ComparisonRow:
     ci_high: float
     n: int
     model: str
+    top_answer: str = ""  # a label task's most given answer, and its share of the rows
+    top_share: float = 0.0
+
+
+# A model giving one answer to at least this share of a label task's rows mostly learned which
+# label to fall back on: its accuracy is near that label's share of the test set.
+ONE_ANSWER_SHARE = 0.9
+
+
+def one_answer_rows(
+    rows: Iterable[ComparisonRow], *, share: float = ONE_ANSWER_SHARE
+) -> list[ComparisonRow]:
+    """The rows of models that gave one answer to at least `share` of their test rows."""
+    return [r for r in rows if r.top_answer and r.top_share >= share]
 
 
 def stored_reports(settings: Settings, *, task_name: str | None = None) -> list[EvalReport]:
@@ -101,6 +115,9 @@ def compare_results(
         score = float(values["score"]) if values else report.score
         low, high = values["ci95"] if values else report.ci95
         few_shot = bool(extra.get("few_shot", False))
+        answers = extra.get("answers") or {}
+        top = max(answers, key=answers.__getitem__) if answers else ""
+        given = sum(answers.values())
         row = ComparisonRow(
             label=str(extra.get("label", extra.get("model", ""))),
             origin=str(extra.get("origin", "")),
@@ -114,6 +131,8 @@ def compare_results(
             ci_high=float(high),
             n=report.n,
             model=str(extra.get("model", "")),
+            top_answer=str(top),
+            top_share=answers[top] / given if given else 0.0,
         )
         rows[(row.model, row.test, few_shot)] = row
     return sorted(
@@ -164,14 +183,24 @@ def paired_difference(
 ) -> PairedDifference:
     """Mean per-row difference a - b of `metric` on the test rows both scored, with a 95% paired
     bootstrap interval: resampling rows, not models, so the rows' shared difficulty cancels out
-    and the interval is tighter than comparing the two reports' own intervals."""
+    and the interval is tighter than comparing the two reports' own intervals.
+
+    `balanced_accuracy` is no mean of per-row scores: each resample of the shared rows is scored
+    again (the mean of its per-label recalls) for both models."""
     name = metric or a.metric
-    left, right = _row_scores(a, name), _row_scores(b, name)
+    balanced = name == "balanced_accuracy"
+    row_metric = "accuracy" if balanced else name
+    left, right = _row_scores(a, row_metric), _row_scores(b, row_metric)
     shared = [key for key in left if key in right]
     if not shared:
         raise InputError(
             "The two evaluations share no test row; compare evaluations on the same test set."
         )
+    if balanced:
+        gap, low, high = paired_balanced_difference(
+            [key[1] for key in shared], [left[k] for k in shared], [right[k] for k in shared]
+        )
+        return PairedDifference(name, gap, low, high, len(shared))
     diffs = [left[key] - right[key] for key in shared]
     low, high = bootstrap_ci(diffs)
     return PairedDifference(name, sum(diffs) / len(diffs), low, high, len(diffs))

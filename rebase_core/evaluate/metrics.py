@@ -1,5 +1,6 @@
 """Scoring one prediction: label and answer normalisation, answer extraction and matching, EM/F1,
-chrF, the bootstrap interval of a mean, and the choice of metric for a task.
+chrF, the bootstrap interval of a mean, balanced accuracy (with its own bootstrap), and the choice
+of metric for a task.
 """
 
 from __future__ import annotations
@@ -137,6 +138,96 @@ def bootstrap_ci(
         means[start:stop] = values[idx].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return (float(low), float(high))
+
+
+def label_keys(golds: Sequence[str]) -> list[str]:
+    """Each gold answer's label as accuracy compares it (the final answer, normalised)."""
+    return [normalize_label(final_answer(g)) for g in golds]
+
+
+def _per_label(golds: Sequence[str], scores: Sequence[float]) -> tuple[Any, Any, int]:
+    """(label index per row, scores) as arrays, and the number of labels."""
+    import numpy as np
+
+    if len(golds) != len(scores):
+        raise ValueError(f"{len(golds)} gold answers but {len(scores)} scores")
+    names = {label: i for i, label in enumerate(dict.fromkeys(label_keys(golds)))}
+    index = np.asarray([names[label] for label in label_keys(golds)], dtype=np.int64)
+    return index, np.asarray(scores, dtype=np.float64), len(names)
+
+
+def _balanced(index: Any, scores: Any, k: int) -> float:
+    """Mean per-label recall over the labels present in these rows."""
+    import numpy as np
+
+    counts = np.bincount(index, minlength=k)
+    hits = np.bincount(index, weights=scores, minlength=k)
+    present = counts > 0
+    return float((hits[present] / counts[present]).mean()) if present.any() else 0.0
+
+
+def balanced_accuracy(golds: Sequence[str], scores: Sequence[float]) -> float:
+    """The mean over gold labels of the share of that label's rows scored correct.
+
+    A model that gives one label to every row scores 1/k, whichever label it is, where plain
+    accuracy gives it that label's share of the test set (the majority rate, for the majority
+    label): it tells a model that learned the task from one that learned the label prior.
+    """
+    if not golds:
+        return 0.0
+    return _balanced(*_per_label(golds, scores))
+
+
+def balanced_accuracy_ci(
+    golds: Sequence[str],
+    scores: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the balanced accuracy (rows resampled, seeded)."""
+    import numpy as np
+
+    if not golds:
+        return (0.0, 0.0)
+    index, values, k = _per_label(golds, scores)
+    rng = np.random.default_rng(seed)
+    stats = [
+        _balanced(index[idx], values[idx], k)
+        for idx in rng.integers(0, len(values), size=(resamples, len(values)))
+    ]
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+def paired_balanced_difference(
+    golds: Sequence[str],
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Balanced accuracy of `a` minus that of `b` on the same rows, with a 95% paired bootstrap
+    interval (the same resampled rows for both): (difference, low, high)."""
+    import numpy as np
+
+    index, left, k = _per_label(golds, a)
+    right = np.asarray(b, dtype=np.float64)
+    if right.shape != left.shape:
+        raise ValueError(f"{len(a)} and {len(b)} scores: pair the same rows")
+    rng = np.random.default_rng(seed)
+    gaps = [
+        _balanced(index[idx], left[idx], k) - _balanced(index[idx], right[idx], k)
+        for idx in rng.integers(0, len(left), size=(resamples, len(left)))
+    ]
+    low, high = np.percentile(gaps, [2.5, 97.5])
+    return _balanced(index, left, k) - _balanced(index, right, k), float(low), float(high)
+
+
+def answer_counts(extracted: Iterable[str], *, top: int = MAX_LABELS) -> dict[str, int]:
+    """How often each answer was given, most frequent first (at most `top` answers)."""
+    return dict(Counter(str(x) for x in extracted).most_common(top))
 
 
 _CODE_SIGNS = re.compile(

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from rebase_core.errors import InputError
 from rebase_core.evaluate.compare import ORIGIN_LABELS
-from rebase_core.evaluate.metrics import bootstrap_ci, infer_metric, score_example
+from rebase_core.evaluate.metrics import (
+    answer_counts,
+    balanced_accuracy,
+    balanced_accuracy_ci,
+    bootstrap_ci,
+    infer_metric,
+    score_example,
+)
 from rebase_core.finetune import (
     DEFAULT_STUDENT,
     Student,
@@ -352,7 +359,8 @@ def evaluate(
 
 def summarize_scores(metric: str, scored: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """{metric: {"score": mean, "ci95": [low, high]}} over scored rows (`score_example` output);
-    extractive QA reports both exact match and F1."""
+    extractive QA reports both exact match and F1, a label task accuracy and balanced accuracy
+    (the mean per-label recall, which a model answering one label to every row cannot raise)."""
     names = ("exact_match", "f1") if metric in ("exact_match", "f1") else (metric,)
     summary = {}
     for name in dict.fromkeys((metric, *names)):
@@ -360,6 +368,13 @@ def summarize_scores(metric: str, scored: Sequence[Mapping[str, Any]]) -> dict[s
         summary[name] = {
             "score": sum(values) / len(values) if values else 0.0,
             "ci95": list(bootstrap_ci(values)),
+        }
+    if metric == "accuracy" and scored and all("gold" in s for s in scored):
+        golds = [str(s["gold"]) for s in scored]
+        values = [float(s["score"]) for s in scored]
+        summary["balanced_accuracy"] = {
+            "score": balanced_accuracy(golds, values),
+            "ci95": list(balanced_accuracy_ci(golds, values)),
         }
     return summary
 
@@ -380,7 +395,7 @@ def _report(
     data = card.get("data", {})
     origins = [o for o, n in data.get("by_origin", {}).items() if n]
     shots = "few-shot" if few_shot else "zero-shot"
-    extra = {
+    extra: dict[str, Any] = {
         "metrics": metrics,
         "model": str(student.run_dir or student.name),
         "label": f"{student.name}" if student.run_dir else f"untrained ({shots})",
@@ -392,6 +407,8 @@ def _report(
         "test": str(test_path),
         "max_new_tokens": max_new_tokens,
     }
+    if metric == "accuracy":  # which labels the model gives, and how often
+        extra["answers"] = answer_counts(str(s.get("extracted", "")) for s in scored)
     return EvalReport(metric, score, len(scored), bootstrap_ci(scores), "", extra)
 
 
