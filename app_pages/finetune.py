@@ -12,6 +12,7 @@ import finetune_ui
 import ui
 from rebase_core import finetune as ft
 from rebase_core.evaluate import ORIGIN_LABELS
+from rebase_core.transform import quality_warnings
 from rebase_core.types import PAIR_STATUSES
 
 settings = ui.get_settings()
@@ -105,6 +106,9 @@ st.caption(
     f"**{len(trainable.pairs):,}** pairs chosen for training"
     + (f" ({held_out:,} held out as the Evaluate page's test set)." if held_out else ".")
 )
+# A small student trained on one label mostly learns to answer it everywhere.
+for warning in quality_warnings(task, trainable.pairs)[0]:
+    st.warning(f"In the pairs chosen for training: {warning}", icon=":material/warning:")
 
 # ----------------------------------------------------------------------------- student and config
 st.subheader("Student and hyperparameters")

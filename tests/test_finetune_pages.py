@@ -155,6 +155,30 @@ def test_finetune_page_counts_the_chosen_origin_only_and_reviews_the_launch(home
     assert "accepted (7)" in at.multiselect(key="ft_statuses").options
 
 
+def test_finetune_page_warns_when_the_chosen_pairs_are_mostly_one_label(tmp_path, monkeypatch):
+    home = _home(tmp_path, monkeypatch, pairs=False)
+    ws = Workspace(home / "workspace.sqlite")
+    (rec,) = ws.list_tasks()
+    collapsed = [
+        Pair(
+            id=f"c{i}",
+            input=f"review {i}",
+            output="negative" if i < 9 else "positive",
+            origin="direct",
+            status="accepted",
+        )
+        for i in range(10)
+    ]
+    ws.add_pairs(ws.create_pair_run(rec.id, "direct", llm="fake"), rec.id, collapsed)
+    ws.close()
+    at = _open("finetune")
+    assert "**10** pairs chosen" in _texts(at)
+    (warning,) = [w.value for w in at.warning if "chosen for training" in w.value]
+    assert warning.startswith("In the pairs chosen for training: Label collapse: 90% of the pairs")
+    at.multiselect(key="ft_statuses").set_value(["pending"]).run()  # no pair: no warning
+    assert not [w for w in at.warning if "chosen for training" in w.value]
+
+
 def test_finetune_page_counts_without_the_pairs_held_out_for_evaluate(home):
     from rebase_core.heldout_split import is_held_out, set_split
 
