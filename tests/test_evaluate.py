@@ -632,6 +632,9 @@ def test_a_model_that_answers_one_label_is_flagged_and_balanced_accuracy_compare
     assert gap.ci_low <= gap.difference <= gap.ci_high
     plain = ev.paired_difference(skilled, majority, metric="accuracy")
     assert plain.difference == pytest.approx(0.15)
+    # The answers kept are the most given ones (at most MAX_LABELS): a share is of all rows.
+    wide = EvalReport("accuracy", 0.1, 100, (0.0, 0.2), "", {"answers": {"a": 50, "b": 2}})
+    assert ev.compare_results([wide])[0].top_share == 0.5
     # A report without answers (older, or not a label task) has no column and no flag.
     old = _report(tmp_path, "old", "nli", False, [])
     assert "most given answer" not in ev.results_table(ev.compare_results([old]), "accuracy")

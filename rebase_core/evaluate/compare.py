@@ -115,9 +115,8 @@ def compare_results(
         score = float(values["score"]) if values else report.score
         low, high = values["ci95"] if values else report.ci95
         few_shot = bool(extra.get("few_shot", False))
-        answers = extra.get("answers") or {}
+        answers = extra.get("answers") or {}  # the most given answers (at most MAX_LABELS)
         top = max(answers, key=answers.__getitem__) if answers else ""
-        given = sum(answers.values())
         row = ComparisonRow(
             label=str(extra.get("label", extra.get("model", ""))),
             origin=str(extra.get("origin", "")),
@@ -132,7 +131,7 @@ def compare_results(
             n=report.n,
             model=str(extra.get("model", "")),
             top_answer=str(top),
-            top_share=answers[top] / given if given else 0.0,
+            top_share=answers[top] / report.n if answers and report.n else 0.0,
         )
         rows[(row.model, row.test, few_shot)] = row
     return sorted(

@@ -140,7 +140,7 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
-def label_keys(golds: Sequence[str]) -> list[str]:
+def _label_keys(golds: Sequence[str]) -> list[str]:
     """Each gold answer's label as accuracy compares it (the final answer, normalised)."""
     return [normalize_label(final_answer(g)) for g in golds]
 
@@ -151,8 +151,9 @@ def _per_label(golds: Sequence[str], scores: Sequence[float]) -> tuple[Any, Any,
 
     if len(golds) != len(scores):
         raise ValueError(f"{len(golds)} gold answers but {len(scores)} scores")
-    names = {label: i for i, label in enumerate(dict.fromkeys(label_keys(golds)))}
-    index = np.asarray([names[label] for label in label_keys(golds)], dtype=np.int64)
+    keys = _label_keys(golds)
+    names = {label: i for i, label in enumerate(dict.fromkeys(keys))}
+    index = np.asarray([names[label] for label in keys], dtype=np.int64)
     return index, np.asarray(scores, dtype=np.float64), len(names)
 
 
@@ -192,10 +193,10 @@ def balanced_accuracy_ci(
         return (0.0, 0.0)
     index, values, k = _per_label(golds, scores)
     rng = np.random.default_rng(seed)
-    stats = [
-        _balanced(index[idx], values[idx], k)
-        for idx in rng.integers(0, len(values), size=(resamples, len(values)))
-    ]
+    stats = []
+    for _ in range(resamples):  # one resample at a time: memory stays one test set's
+        idx = rng.integers(0, len(values), size=len(values))
+        stats.append(_balanced(index[idx], values[idx], k))
     low, high = np.percentile(stats, [2.5, 97.5])
     return (float(low), float(high))
 
@@ -217,10 +218,10 @@ def paired_balanced_difference(
     if right.shape != left.shape:
         raise ValueError(f"{len(a)} and {len(b)} scores: pair the same rows")
     rng = np.random.default_rng(seed)
-    gaps = [
-        _balanced(index[idx], left[idx], k) - _balanced(index[idx], right[idx], k)
-        for idx in rng.integers(0, len(left), size=(resamples, len(left)))
-    ]
+    gaps = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(left), size=len(left))
+        gaps.append(_balanced(index[idx], left[idx], k) - _balanced(index[idx], right[idx], k))
     low, high = np.percentile(gaps, [2.5, 97.5])
     return _balanced(index, left, k) - _balanced(index, right, k), float(low), float(high)
 
