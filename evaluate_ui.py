@@ -107,6 +107,14 @@ def results(settings: Settings, task_name: str, test_path: Path | None) -> None:
             "1 ÷ the number of labels) says whether it learned more than the label.",
             icon=":material/balance:",
         )
+    for row in ev.long_answer_rows(rows):
+        st.info(
+            f"**{row.label}** ({'few' if row.few_shot else 'zero'}-shot) answers in "
+            f"{row.answer_words:.1f} words on average, the gold answers in "
+            f"{row.gold_words:.1f}: exact match counts none of its longer answers, F1 gives them "
+            "partial credit, so compare it with the others on both.",
+            icon=":material/short_text:",
+        )
     title = f"{shown_test}: {metric} with 95% bootstrap intervals"
     st.plotly_chart(ev.results_figure(rows, metric, title=title), key="ev_chart")
     st.caption(

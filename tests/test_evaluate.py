@@ -638,3 +638,34 @@ def test_a_model_that_answers_one_label_is_flagged_and_balanced_accuracy_compare
     # A report without answers (older, or not a label task) has no column and no flag.
     old = _report(tmp_path, "old", "nli", False, [])
     assert "most given answer" not in ev.results_table(ev.compare_results([old]), "accuracy")
+
+
+def test_qa_reports_say_how_long_the_answers_run_against_the_gold_ones(tiny_lm, tmp_path, settings):
+    qa = Task(
+        name="qa",
+        instruction="Answer from the passage.",
+        examples=(Example("Who wrote it? Passage: written by Ann Lee in 1990.", "Ann Lee"),),
+    )
+    test = tmp_path / "qa.jsonl"
+    rows = [("Where? Passage: it is in the old town hall.", "the old town hall")] + [
+        (f"When was it? Passage: in spring of year {i}.", f"year {i}") for i in range(4)
+    ]
+    test.write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in rows))
+    report = ev.evaluate(qa, str(tiny_lm), test, settings=settings, out=tmp_path / "qa.json")
+    assert report.metric == "exact_match"
+    scored = [json.loads(line) for line in Path(report.per_example).read_text().splitlines()]
+    words = sum(len(r["extracted"].split()) for r in scored) / len(scored)
+    assert report.extra["answer_words"] == round(words, 2)
+    assert report.extra["gold_words"] == (4 + 2 * 4) / 5
+    assert "answers" not in report.extra  # no label set to count
+
+    def qa_report(name, answer_words):
+        extra = {"label": name, "model": name, "test": "/sets/qa.jsonl"}
+        extra |= {"answer_words": answer_words, "gold_words": 3.0}
+        return EvalReport("exact_match", 0.3, 100, (0.2, 0.4), "", extra)
+
+    rows_ = ev.compare_results([qa_report("long", 6.2), qa_report("short", 2.4)])
+    assert [r.label for r in ev.long_answer_rows(rows_)] == ["long"]
+    table = ev.results_table(rows_, "exact_match")
+    assert table["answer words"] == ["6.2 (gold 3.0)", "2.4 (gold 3.0)"]
+    assert "most given answer" not in table

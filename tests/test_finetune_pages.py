@@ -294,6 +294,23 @@ def test_evaluate_page_says_a_path_under_an_unknown_users_home_does_not_exist(ho
     assert next(b for b in at.button if b.label == "Evaluate").disabled
 
 
+def _stored_report(home: Path, name: str, test: str, rows: list[dict], **fields) -> None:
+    """A report as evaluate() stores it for a model named `name` (label and model) on the test
+    set `test` of the page's task, with its per-row file."""
+    out = home / "evals" / name / f"{test}.json"
+    out.parent.mkdir(parents=True)
+    out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = {
+        "per_example": str(out.with_suffix(".jsonl")),
+        "label": name,
+        "model": name,
+        "task": TASK.name,
+        "test": f"/sets/{test}.jsonl",
+        **fields,
+    }
+    out.write_text(json.dumps(report))
+
+
 def test_evaluate_page_flags_a_model_that_gives_one_label_and_offers_balanced_accuracy(home):
     """Reports as evaluate() writes them (two models on one label test set): the model that
     answers "positive" everywhere gets a warning, the table says what each answered most, and
@@ -307,24 +324,19 @@ def test_evaluate_page_flags_a_model_that_gives_one_label_and_offers_balanced_ac
             {"input": f"r{i}", "gold": g, "prediction": a, "extracted": a, "score": float(a == g)}
             for i, (g, a) in enumerate(zip(golds, given, strict=True))
         ]
-        out = home / "evals" / name / "test.json"
-        out.parent.mkdir(parents=True)
-        out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         metrics = ev.summarize_scores("accuracy", rows)
-        report = {
-            "metric": "accuracy",
+        _stored_report(
+            home,
+            name,
+            "test",
+            rows,
+            metric="accuracy",
             **metrics["accuracy"],
-            "n": 10,
-            "per_example": str(out.with_suffix(".jsonl")),
-            "metrics": metrics,
-            "answers": ev.answer_counts(given),
-            "label": name,
-            "model": name,
-            "task": TASK.name,
-            "test": "/sets/test.jsonl",
-            "trained": True,
-        }
-        out.write_text(json.dumps(report))
+            n=10,
+            metrics=metrics,
+            answers=ev.answer_counts(given),
+            trained=True,
+        )
 
     at = _open("evaluate")
     table = _frame_with(at, "accuracy")
@@ -341,6 +353,31 @@ def test_evaluate_page_flags_a_model_that_gives_one_label_and_offers_balanced_ac
     assert scores == {"always": pytest.approx(0.5), "mixed": pytest.approx((5 / 7 + 1) / 2)}
     (gap,) = [m for m in at.metric if m.label.startswith("A − B")]
     assert gap.label == "A − B, balanced_accuracy"
+
+
+def test_evaluate_page_says_when_a_qa_models_answers_run_long(home):
+    for name, words in {"wordy": 6.2, "terse": 2.4}.items():
+        em, f1 = {"score": 0.3, "ci95": [0.2, 0.4]}, {"score": 0.4, "ci95": [0.3, 0.5]}
+        _stored_report(
+            home,
+            name,
+            "qa",
+            [],
+            metric="exact_match",
+            **em,
+            n=100,
+            metrics={"exact_match": em, "f1": f1},
+            answer_words=words,
+            gold_words=3.0,
+        )
+    at = _open("evaluate")
+    table = _frame_with(at, "exact_match")
+    assert dict(zip(table["model"], table["answer words"], strict=True)) == {
+        "wordy": "6.2 (gold 3.0)",
+        "terse": "2.4 (gold 3.0)",
+    }
+    (note,) = [i.value for i in at.info if "words on average" in i.value]
+    assert note.startswith("**wordy** (zero-shot) answers in 6.2 words on average")
 
 
 @pytest.mark.slow

@@ -4,9 +4,10 @@ Metrics (contracts.md): `accuracy` for closed label sets, after label normalisat
 "Yes." = "yes") and after mapping a wordy answer onto the label set, reported with
 `balanced_accuracy` (the mean per-label recall: a model answering one label everywhere scores
 1/k) and the answers the model gave; `exact_match` and `f1` with SQuAD's normalisation for short
-answers; `chrf` (character 6-grams, beta 2) for code. Outputs that reason ("... so the answer is
-X") are scored on X. The prompt is `finetune.format_prompt`, the one the student was trained
-with; decoding is greedy.
+answers, reported with the mean length of the model's answers and of the gold ones; `chrf`
+(character 6-grams, beta 2) for code. Outputs that reason ("... so the answer is X") are scored
+on X. The prompt is `finetune.format_prompt`, the one the student was trained with; decoding is
+greedy.
 
 Modules: `metrics` (scoring one prediction), `run` (generation, `evaluate`, the test sets and
 models offered), `compare` (stored reports, the results rows, paired differences), `charts` (the
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 from rebase_core.evaluate.charts import RESULT_COLORS, results_figure, results_table
 from rebase_core.evaluate.compare import (
+    LONG_ANSWER_RATIO,
     ONE_ANSWER_SHARE,
     ORIGIN_LABELS,
     PREDICTION_COLUMNS,
     ComparisonRow,
     PairedDifference,
     compare_results,
+    long_answer_rows,
     one_answer_rows,
     paired_difference,
     read_predictions,
@@ -55,6 +58,7 @@ from rebase_core.evaluate.metrics import (
     f1_score,
     infer_metric,
     match_label,
+    mean_words,
     normalize_answer,
     normalize_label,
     paired_balanced_difference,
@@ -81,6 +85,7 @@ from rebase_core.evaluate.run import (
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "CURATED_CHOICE",
+    "LONG_ANSWER_RATIO",
     "MAX_LABELS",
     "ONE_ANSWER_SHARE",
     "ORIGIN_LABELS",
@@ -112,7 +117,9 @@ __all__ = [
     "generate_answer",
     "infer_metric",
     "load_test_set",
+    "long_answer_rows",
     "match_label",
+    "mean_words",
     "model_choices",
     "normalize_answer",
     "normalize_label",

@@ -28,7 +28,8 @@ def origin_label(origin: str) -> str:
 
 def results_table(rows: Sequence[ComparisonRow], metric: str) -> dict[str, list[Any]]:
     """The results table's columns: model, data, prompt, pairs, the metric, its 95% CI, rows, and
-    for a label task the answer each model gave most ("entailment (99%)")."""
+    for a label task the answer each model gave most ("entailment (99%)"), for a QA task the
+    mean length of its answers and of the gold ones ("6.2 (gold 3.0)")."""
     table: dict[str, list[Any]] = {
         "model": [r.label for r in rows],
         "data": [origin_label(r.origin) for r in rows],
@@ -41,6 +42,10 @@ def results_table(rows: Sequence[ComparisonRow], metric: str) -> dict[str, list[
     if any(r.top_answer for r in rows):
         table["most given answer"] = [
             f"{r.top_answer or '(empty)'} ({r.top_share:.0%})" if r.top_share else "" for r in rows
+        ]
+    if any(r.gold_words for r in rows):
+        table["answer words"] = [
+            f"{r.answer_words:.1f} (gold {r.gold_words:.1f})" if r.gold_words else "" for r in rows
         ]
     return table
 

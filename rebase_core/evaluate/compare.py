@@ -54,6 +54,8 @@ class ComparisonRow:
     model: str
     top_answer: str = ""  # a label task's most given answer, and its share of the rows
     top_share: float = 0.0
+    answer_words: float = 0.0  # a QA task's mean answer length, and the gold answers' (words)
+    gold_words: float = 0.0
 
 
 # A model giving one answer to at least this share of a label task's rows mostly learned which
@@ -66,6 +68,18 @@ def one_answer_rows(
 ) -> list[ComparisonRow]:
     """The rows of models that gave one answer to at least `share` of their test rows."""
     return [r for r in rows if r.top_answer and r.top_share >= share]
+
+
+# A QA model whose answers are at least this many times as long as the gold answers is scored
+# mostly by F1's partial credit: exact match counts none of the longer answers.
+LONG_ANSWER_RATIO = 2.0
+
+
+def long_answer_rows(
+    rows: Iterable[ComparisonRow], *, ratio: float = LONG_ANSWER_RATIO
+) -> list[ComparisonRow]:
+    """The rows of QA models whose answers run at least `ratio` times the gold answers' length."""
+    return [r for r in rows if r.gold_words and r.answer_words >= ratio * r.gold_words]
 
 
 def stored_reports(settings: Settings, *, task_name: str | None = None) -> list[EvalReport]:
@@ -132,6 +146,8 @@ def compare_results(
             model=str(extra.get("model", "")),
             top_answer=str(top),
             top_share=answers[top] / report.n if answers and report.n else 0.0,
+            answer_words=float(extra.get("answer_words", 0.0)),
+            gold_words=float(extra.get("gold_words", 0.0)),
         )
         rows[(row.model, row.test, few_shot)] = row
     return sorted(

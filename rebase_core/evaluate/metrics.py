@@ -226,6 +226,12 @@ def paired_balanced_difference(
     return _balanced(index, left, k) - _balanced(index, right, k), float(low), float(high)
 
 
+def mean_words(texts: Iterable[str]) -> float:
+    """The mean number of words of the texts (0.0 for none)."""
+    counts = [len(text.split()) for text in texts]
+    return sum(counts) / len(counts) if counts else 0.0
+
+
 def answer_counts(extracted: Iterable[str], *, top: int = MAX_LABELS) -> dict[str, int]:
     """How often each answer was given, most frequent first (at most `top` answers)."""
     return dict(Counter(str(x) for x in extracted).most_common(top))

@@ -22,6 +22,7 @@ from rebase_core.evaluate.metrics import (
     balanced_accuracy_ci,
     bootstrap_ci,
     infer_metric,
+    mean_words,
     score_example,
 )
 from rebase_core.finetune import (
@@ -409,6 +410,9 @@ def _report(
     }
     if metric == "accuracy":  # which labels the model gives, and how often
         extra["answers"] = answer_counts(str(s.get("extracted", "")) for s in scored)
+    if metric in ("exact_match", "f1") and scored:  # long answers: partial F1, no exact match
+        extra["answer_words"] = round(mean_words(str(s["extracted"]) for s in scored), 2)
+        extra["gold_words"] = round(mean_words(final_answer(str(s["gold"])) for s in scored), 2)
     return EvalReport(metric, score, len(scored), bootstrap_ci(scores), "", extra)
 
 
