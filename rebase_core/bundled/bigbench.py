@@ -9,7 +9,7 @@ corpus and the other held-out sources do without it.
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,14 @@ from rebase_core.bundled.writer import ConfigData, CorpusWriter
 from rebase_core.errors import DatasetError
 
 
+def _task_files(tf: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, str, str]]:
+    """The archive's files under BIG-bench's task folders: (member, task folder, file name)."""
+    for member in tf:
+        where = bigbench_member_path(member.name) if member.isfile() else None
+        if where is not None:
+            yield member, *where
+
+
 def scan_bigbench(sdist: Path) -> tuple[int, dict[str, str], dict[str, dict]]:
     """First pass: count task files, read READMEs and the small container task.json files.
 
@@ -36,11 +44,7 @@ def scan_bigbench(sdist: Path) -> tuple[int, dict[str, str], dict[str, dict]]:
     """
     n_tasks, readmes, parents = 0, {}, {}
     with tarfile.open(sdist, "r:gz") as tf:
-        for member in tf:
-            where = bigbench_member_path(member.name) if member.isfile() else None
-            if where is None:
-                continue
-            folder, filename = where
+        for member, folder, filename in _task_files(tf):
             if filename == "task.json":
                 n_tasks += 1
                 if "/" not in folder and member.size < 200_000:
@@ -75,11 +79,7 @@ def convert_bigbench(
     found = HeldoutSources(bbh={} if "bbh" in want else None)
     bbh_paths = set(BBH_SOURCES.values())
     with tarfile.open(sdist, "r:gz") as tf:
-        for member in tf:
-            where = bigbench_member_path(member.name) if member.isfile() else None
-            if where is None:
-                continue
-            folder, filename = where
+        for member, folder, filename in _task_files(tf):
             if folder == "squad_shifts" and filename == "squaddev_v1.1.json":
                 if "squad" in want:
                     fh = tf.extractfile(member)
